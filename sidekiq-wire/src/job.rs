@@ -1,0 +1,474 @@
+//! A Sidekiq job payload.
+//!
+//! Ruby Sidekiq treats a job as a hash and every middleware, Pro feature and Web UI action adds
+//! or edits keys in it. We do the same: a [`Job`] *is* the parsed JSON object (key order kept),
+//! validated once on the way in and read through typed accessors. Keys we do not know
+//! (`wrapped`, `bid`, `tags`, `cattr`, …) are never touched, so they are written back unchanged.
+
+use crate::timestamp::{NotATimestamp, Timestamp};
+use serde_json::{Map, Value};
+
+/// Payload keys that carry timestamps; each is validated on parse.
+const TIMESTAMP_KEYS: [&str; 4] = ["created_at", "enqueued_at", "failed_at", "retried_at"];
+
+/// Sidekiq's default number of retries for `retry: true`.
+pub const DEFAULT_MAX_RETRIES: i64 = 25;
+
+/// Why a payload cannot be run.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// The bytes are not JSON at all.
+    #[error("payload is not valid JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// Valid JSON, but not an object.
+    #[error("payload is not a JSON object")]
+    NotAnObject,
+    /// A key every job needs is absent.
+    #[error("payload has no `{0}`")]
+    Missing(&'static str),
+    /// A key holds the wrong JSON type.
+    #[error("`{field}` must be {expected}")]
+    WrongType {
+        /// The key.
+        field: &'static str,
+        /// What it should have been.
+        expected: &'static str,
+    },
+    /// A timestamp key holds something that is not a time.
+    #[error("`{field}`: {source}")]
+    BadTimestamp {
+        /// The key.
+        field: &'static str,
+        /// The value found.
+        source: NotATimestamp,
+    },
+}
+
+/// The job's `retry` option, read exactly as Ruby's `retry_attempts_from` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// `false` or `null`: a failure discards the job (no retry, no dead set).
+    Disabled,
+    /// `true`, absent, or any other truthy value: [`DEFAULT_MAX_RETRIES`].
+    Default,
+    /// A JSON integer: that many retries (`0` ⇒ straight to the dead set).
+    Max(i64),
+}
+
+impl Retry {
+    /// Retries allowed, or `None` when failures are discarded.
+    pub fn max_retries(self) -> Option<i64> {
+        match self {
+            Retry::Disabled => None,
+            Retry::Default => Some(DEFAULT_MAX_RETRIES),
+            Retry::Max(n) => Some(n),
+        }
+    }
+
+    fn to_json(self) -> Value {
+        match self {
+            Retry::Disabled => Value::Bool(false),
+            Retry::Default => Value::Bool(true),
+            Retry::Max(n) => Value::from(n),
+        }
+    }
+}
+
+/// The job's `backtrace` option: how many lines of `error_backtrace` to keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BacktraceOption {
+    /// Absent or false: store none.
+    None,
+    /// `true`: store every line.
+    All,
+    /// An integer: store the first N lines.
+    Lines(usize),
+}
+
+/// A new job id: 24 lowercase hex characters, like Ruby's `SecureRandom.hex(12)`.
+pub fn new_jid() -> String {
+    let bytes: [u8; 12] = rand::random();
+    let mut s = String::with_capacity(24);
+    for b in bytes {
+        s.push(char::from_digit(u32::from(b >> 4), 16).unwrap_or('0'));
+        s.push(char::from_digit(u32::from(b & 0xf), 16).unwrap_or('0'));
+    }
+    s
+}
+
+/// A job payload: Sidekiq's hash, validated, with typed accessors.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Job {
+    fields: Map<String, Value>,
+}
+
+impl Job {
+    /// A new job the way `Sidekiq::Client` builds one: `class`, `args`, queue `default`,
+    /// `retry: true`, a fresh jid and `created_at` now. Adjust with the `with_*` methods.
+    pub fn new(class: impl Into<String>, args: Vec<Value>) -> Self {
+        let mut fields = Map::new();
+        fields.insert("retry".into(), Value::Bool(true));
+        fields.insert("queue".into(), Value::from("default"));
+        fields.insert("class".into(), Value::String(class.into()));
+        fields.insert("args".into(), Value::Array(args));
+        fields.insert("jid".into(), Value::String(new_jid()));
+        fields.insert("created_at".into(), Timestamp::now().to_json());
+        Job { fields }
+    }
+
+    /// Parses and validates a payload string as read from Redis.
+    ///
+    /// # Errors
+    /// See [`JobError`]: not JSON, not an object, no String `class`, no Array `args`,
+    /// no String `jid`, a non-String `queue`, a non-integer `retry_count`, or a timestamp
+    /// key that is not a number (numeric strings are tolerated).
+    pub fn parse(payload: &str) -> Result<Self, JobError> {
+        Self::from_value(serde_json::from_str(payload)?)
+    }
+
+    /// Validates an already parsed JSON value (see [`Job::parse`]).
+    ///
+    /// # Errors
+    /// As [`Job::parse`].
+    pub fn from_value(value: Value) -> Result<Self, JobError> {
+        let Value::Object(fields) = value else {
+            return Err(JobError::NotAnObject);
+        };
+        let job = Job { fields };
+        job.validate()?;
+        Ok(job)
+    }
+
+    fn validate(&self) -> Result<(), JobError> {
+        match self.fields.get("class") {
+            Some(Value::String(_)) => {}
+            None => return Err(JobError::Missing("class")),
+            Some(_) => return Err(wrong("class", "a String")),
+        }
+        match self.fields.get("args") {
+            Some(Value::Array(_)) => {}
+            None => return Err(JobError::Missing("args")),
+            Some(_) => return Err(wrong("args", "an Array")),
+        }
+        match self.fields.get("jid") {
+            Some(Value::String(_)) => {}
+            None => return Err(JobError::Missing("jid")),
+            Some(_) => return Err(wrong("jid", "a String")),
+        }
+        match self.fields.get("queue") {
+            None | Some(Value::String(_)) => {}
+            Some(_) => return Err(wrong("queue", "a String")),
+        }
+        if let Some(v) = self.fields.get("retry_count")
+            && !v.is_null()
+            && integer_of(v).is_none()
+        {
+            return Err(wrong("retry_count", "an Integer"));
+        }
+        for key in TIMESTAMP_KEYS {
+            if let Some(v) = self.fields.get(key) {
+                Timestamp::from_json(v)
+                    .map_err(|source| JobError::BadTimestamp { field: key, source })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets the queue (builder style).
+    pub fn with_queue(mut self, queue: impl Into<String>) -> Self {
+        self.set_queue(queue);
+        self
+    }
+
+    /// Sets the `retry` option (builder style).
+    pub fn with_retry(mut self, retry: Retry) -> Self {
+        self.fields.insert("retry".into(), retry.to_json());
+        self
+    }
+
+    /// Sets any other option or extra key (builder style), e.g. `backtrace`, `tags`.
+    pub fn with(mut self, key: &str, value: Value) -> Self {
+        self.fields.insert(key.to_owned(), value);
+        self
+    }
+
+    /// The job class name.
+    pub fn class(&self) -> &str {
+        self.str_field("class").unwrap_or_default()
+    }
+
+    /// The name to show and to count metrics under: `wrapped` (ActiveJob) if present, else `class`.
+    pub fn display_class(&self) -> &str {
+        self.str_field("wrapped").unwrap_or_else(|| self.class())
+    }
+
+    /// The positional arguments.
+    pub fn args(&self) -> &[Value] {
+        match self.fields.get("args") {
+            Some(Value::Array(a)) => a,
+            _ => &[],
+        }
+    }
+
+    /// The job id.
+    pub fn jid(&self) -> &str {
+        self.str_field("jid").unwrap_or_default()
+    }
+
+    /// The queue named in the payload, if any (6.4 tolerates its absence).
+    pub fn queue(&self) -> Option<&str> {
+        self.str_field("queue")
+    }
+
+    /// `retry_queue`: where failed attempts are retried instead of `queue`.
+    pub fn retry_queue(&self) -> Option<&str> {
+        self.str_field("retry_queue")
+    }
+
+    /// The `retry` option. An absent key reads as [`Retry::Default`], Ruby's class default.
+    pub fn retry(&self) -> Retry {
+        match self.fields.get("retry") {
+            None => Retry::Default,
+            Some(Value::Bool(false) | Value::Null) => Retry::Disabled,
+            Some(Value::Number(n)) if n.is_i64() => Retry::Max(n.as_i64().unwrap_or_default()),
+            Some(_) => Retry::Default,
+        }
+    }
+
+    /// `dead: false` asks for exhausted jobs to be discarded instead of kept in the dead set.
+    pub fn dead_set_enabled(&self) -> bool {
+        !matches!(self.fields.get("dead"), Some(Value::Bool(false)))
+    }
+
+    /// The `backtrace` option.
+    pub fn backtrace_option(&self) -> BacktraceOption {
+        match self.fields.get("backtrace") {
+            Some(Value::Bool(true)) => BacktraceOption::All,
+            Some(Value::Number(n)) => match n.as_u64() {
+                Some(0) | None => BacktraceOption::None,
+                Some(k) => BacktraceOption::Lines(usize::try_from(k).unwrap_or(usize::MAX)),
+            },
+            _ => BacktraceOption::None,
+        }
+    }
+
+    /// Failures so far minus one (`0` after the first failure); `None` if it never failed.
+    /// Can be `-1` after a "Retry now" from the Web UI.
+    pub fn retry_count(&self) -> Option<i64> {
+        self.fields.get("retry_count").and_then(integer_of)
+    }
+
+    /// When the job was created.
+    pub fn created_at(&self) -> Option<Timestamp> {
+        self.timestamp("created_at")
+    }
+
+    /// When the job was last pushed to a queue.
+    pub fn enqueued_at(&self) -> Option<Timestamp> {
+        self.timestamp("enqueued_at")
+    }
+
+    /// When the job first failed.
+    pub fn failed_at(&self) -> Option<Timestamp> {
+        self.timestamp("failed_at")
+    }
+
+    /// When the job last failed.
+    pub fn retried_at(&self) -> Option<Timestamp> {
+        self.timestamp("retried_at")
+    }
+
+    /// The last error's class name.
+    pub fn error_class(&self) -> Option<&str> {
+        self.str_field("error_class")
+    }
+
+    /// The last error's message.
+    pub fn error_message(&self) -> Option<&str> {
+        self.str_field("error_message")
+    }
+
+    /// The stored `error_backtrace` string (see [`crate::backtrace`]).
+    pub fn error_backtrace(&self) -> Option<&str> {
+        self.str_field("error_backtrace")
+    }
+
+    /// Any key, as stored.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.fields.get(key)
+    }
+
+    /// Every key, in stored order.
+    pub fn fields(&self) -> &Map<String, Value> {
+        &self.fields
+    }
+
+    /// Sets the queue.
+    pub fn set_queue(&mut self, queue: impl Into<String>) {
+        self.fields
+            .insert("queue".into(), Value::String(queue.into()));
+    }
+
+    /// Sets `enqueued_at`, as every push to a queue list does.
+    pub fn set_enqueued_at(&mut self, at: Timestamp) {
+        self.fields.insert("enqueued_at".into(), at.to_json());
+    }
+
+    /// Sets `created_at` unless the job already has one (Sidekiq never overwrites it).
+    pub fn ensure_created_at(&mut self, at: Timestamp) {
+        if !matches!(self.fields.get("created_at"), Some(v) if !v.is_null()) {
+            self.fields.insert("created_at".into(), at.to_json());
+        }
+    }
+
+    /// Sets `retry_count`.
+    pub fn set_retry_count(&mut self, count: i64) {
+        self.fields.insert("retry_count".into(), Value::from(count));
+    }
+
+    /// Sets any key.
+    pub fn set(&mut self, key: &str, value: Value) {
+        self.fields.insert(key.to_owned(), value);
+    }
+
+    /// Removes a key (e.g. `enqueued_at` from scheduled members, `at` everywhere).
+    pub fn remove(&mut self, key: &str) -> Option<Value> {
+        self.fields.shift_remove(key)
+    }
+
+    /// The payload as Sidekiq stores it: compact JSON.
+    pub fn to_json_string(&self) -> String {
+        // Serializing a Map of Values cannot fail (string keys, no non-finite floats).
+        serde_json::to_string(&self.fields).unwrap_or_default()
+    }
+
+    fn str_field(&self, key: &str) -> Option<&str> {
+        self.fields.get(key).and_then(Value::as_str)
+    }
+
+    fn timestamp(&self, key: &str) -> Option<Timestamp> {
+        self.fields
+            .get(key)
+            .and_then(|v| Timestamp::from_json(v).ok().flatten())
+    }
+}
+
+fn wrong(field: &'static str, expected: &'static str) -> JobError {
+    JobError::WrongType { field, expected }
+}
+
+/// An integer, an integral float, or a string spelling an integer.
+fn integer_of(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n
+            .as_i64()
+            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn jids_are_24_lowercase_hex() {
+        for _ in 0..100 {
+            let j = new_jid();
+            assert_eq!(j.len(), 24);
+            assert!(
+                j.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            );
+        }
+        assert_ne!(new_jid(), new_jid());
+    }
+
+    #[test]
+    fn sidekiq_8_payload_with_mixed_timestamps_parses() {
+        let raw = r#"{"retry":3,"queue":"default","class":"MailSenderJob","args":[{"to":"a@example.test"}],"jid":"5f0c6e1a2b3c4d5e6f708192","created_at":1732400000.123456,"enqueued_at":1732400030123,"failed_at":1732400031000,"retry_count":-1,"bid":"b-1","tags":["x"]}"#;
+        let job = Job::parse(raw).unwrap();
+        assert_eq!(job.class(), "MailSenderJob");
+        assert_eq!(job.retry(), Retry::Max(3));
+        assert_eq!(job.retry_count(), Some(-1));
+        assert_eq!(job.created_at().unwrap().as_secs(), 1732400000.123456);
+        assert_eq!(job.enqueued_at().unwrap().as_secs(), 1732400030.123);
+        assert_eq!(job.failed_at().unwrap().as_secs(), 1732400031.0);
+        assert_eq!(
+            job.to_json_string(),
+            raw,
+            "an untouched payload is written back byte for byte"
+        );
+    }
+
+    #[test]
+    fn retry_reads_like_ruby() {
+        let base = json!({"class":"A","args":[],"jid":"x"});
+        let with = |v: Value| {
+            let mut o = base.clone();
+            o["retry"] = v;
+            Job::from_value(o).unwrap().retry()
+        };
+        assert_eq!(with(json!(true)), Retry::Default);
+        assert_eq!(with(json!(false)), Retry::Disabled);
+        assert_eq!(with(Value::Null), Retry::Disabled);
+        assert_eq!(with(json!(0)), Retry::Max(0));
+        assert_eq!(
+            with(json!("3")),
+            Retry::Default,
+            "only a JSON Integer is a count"
+        );
+        assert_eq!(Job::from_value(base).unwrap().retry(), Retry::Default);
+    }
+
+    #[test]
+    fn numeric_string_retry_count_is_tolerated() {
+        let job = Job::parse(r#"{"class":"A","args":[],"jid":"x","retry_count":"2"}"#).unwrap();
+        assert_eq!(job.retry_count(), Some(2));
+    }
+
+    #[test]
+    fn malformed_payloads_are_errors() {
+        for bad in [
+            "not json",
+            "[]",
+            "42",
+            r#"{"args":[],"jid":"x"}"#,
+            r#"{"class":1,"args":[],"jid":"x"}"#,
+            r#"{"class":"A","jid":"x"}"#,
+            r#"{"class":"A","args":{},"jid":"x"}"#,
+            r#"{"class":"A","args":[]}"#,
+            r#"{"class":"A","args":[],"jid":"x","queue":5}"#,
+            r#"{"class":"A","args":[],"jid":"x","retry_count":"two"}"#,
+            r#"{"class":"A","args":[],"jid":"x","enqueued_at":"later"}"#,
+            r#"{"class":"A","args":[],"jid":"x","failed_at":[1]}"#,
+        ] {
+            assert!(Job::parse(bad).is_err(), "{bad} should be rejected");
+        }
+    }
+
+    #[test]
+    fn new_jobs_look_like_ruby_client_jobs() {
+        let job = Job::new("MailSenderJob", vec![json!({"to": "a@example.test"})])
+            .with_retry(Retry::Max(3));
+        let v: Value = serde_json::from_str(&job.to_json_string()).unwrap();
+        assert_eq!(v["class"], "MailSenderJob");
+        assert_eq!(v["queue"], "default");
+        assert_eq!(v["retry"], 3);
+        assert!(v["created_at"].is_f64());
+        assert!(v.get("at").is_none());
+        assert!(v.get("enqueued_at").is_none());
+    }
+
+    #[test]
+    fn backtrace_option() {
+        let j = |v: Value| {
+            Job::from_value(json!({"class":"A","args":[],"jid":"x","backtrace":v})).unwrap()
+        };
+        assert_eq!(j(json!(true)).backtrace_option(), BacktraceOption::All);
+        assert_eq!(j(json!(5)).backtrace_option(), BacktraceOption::Lines(5));
+        assert_eq!(j(json!(false)).backtrace_option(), BacktraceOption::None);
+    }
+}
