@@ -1,0 +1,297 @@
+//! Settings, read once from environment variables at start.
+//!
+//! Nothing else in the worker reads the environment: tests build [`Settings`] in code.
+
+use sidekiq_wire::process::QueueMode;
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// How the worker talks to the SMTP server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// Plain SMTP (mail catchers, local relays).
+    None,
+    /// STARTTLS upgrade (port 587).
+    StartTls,
+    /// Implicit TLS (port 465).
+    Tls,
+}
+
+/// Everything configurable. See the README's configuration table for the variables.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `REDIS_URL`.
+    pub redis_url: String,
+    /// `SMTP_HOST`.
+    pub smtp_host: String,
+    /// `SMTP_PORT`.
+    pub smtp_port: u16,
+    /// `SMTP_USERNAME` / `SMTP_PASSWORD`.
+    pub smtp_credentials: Option<(String, String)>,
+    /// `SMTP_TLS`: `none`, `starttls` or `tls`.
+    pub smtp_tls: SmtpTls,
+    /// `SMTP_TIMEOUT` seconds: one SMTP command.
+    pub smtp_timeout: Duration,
+    /// `MAIL_FROM`.
+    pub mail_from: String,
+    /// `WORKER_CONCURRENCY`: jobs run at once.
+    pub concurrency: usize,
+    /// `WORKER_QUEUES`: queues with weights, e.g. `high,2 default,1`.
+    pub queues: Vec<(String, u32)>,
+    /// `WORKER_QUEUE_MODE`: `weighted` (default) or `strict`.
+    pub queue_mode: QueueMode,
+    /// `JOB_TIMEOUT` seconds: a job running longer fails (and is retried).
+    pub job_timeout: Duration,
+    /// `SHUTDOWN_TIMEOUT` seconds: how long a stop waits for running jobs.
+    pub shutdown_timeout: Duration,
+    /// `METRICS_PORT`: `/metrics`, `/health/live`, `/health/ready`; 0 picks a free port.
+    pub metrics_port: u16,
+    /// `SCHEDULED_POLL_INTERVAL` seconds: Sidekiq's `poll_interval_average`; when unset, 5 s
+    /// times the number of live processes, as Sidekiq.
+    pub poll_interval: Option<Duration>,
+    /// `HEARTBEAT_INTERVAL` seconds (5, as Sidekiq 6.4; must stay well under 60).
+    pub heartbeat_interval: Duration,
+    /// `RECOVERY_INTERVAL` seconds: how often orphaned in-progress lists are looked for.
+    pub recovery_interval: Duration,
+    /// `WORKER_TAG`: shown next to the process on the Busy page.
+    pub tag: String,
+    /// `HOSTNAME` (the pod name in Kubernetes), used in the process identity.
+    pub hostname: String,
+}
+
+/// A variable is set to something unusable.
+#[derive(Debug, thiserror::Error)]
+#[error("{name}={value:?}: {reason}")]
+pub struct ConfigError {
+    name: &'static str,
+    value: String,
+    reason: String,
+}
+
+impl Settings {
+    /// Defaults for local development: Redis and a mail catcher on localhost.
+    pub fn local() -> Self {
+        Settings {
+            redis_url: "redis://127.0.0.1:6379/0".into(),
+            smtp_host: "localhost".into(),
+            smtp_port: 1025,
+            smtp_credentials: None,
+            smtp_tls: SmtpTls::None,
+            smtp_timeout: Duration::from_secs(10),
+            mail_from: "test@example.com".into(),
+            concurrency: 25,
+            queues: vec![("high".into(), 2), ("default".into(), 1)],
+            queue_mode: QueueMode::Weighted,
+            job_timeout: Duration::from_secs(60),
+            shutdown_timeout: Duration::from_secs(25),
+            metrics_port: 9394,
+            poll_interval: None,
+            heartbeat_interval: Duration::from_secs(5),
+            recovery_interval: Duration::from_secs(15),
+            tag: String::new(),
+            hostname: "localhost".into(),
+        }
+    }
+
+    /// Reads the process environment.
+    ///
+    /// # Errors
+    /// The first variable that does not parse.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(std::env::vars().collect())
+    }
+
+    /// Reads settings from a map of variables (what [`Settings::from_env`] does with the
+    /// real environment).
+    ///
+    /// # Errors
+    /// The first variable that does not parse.
+    pub fn from_vars(vars: HashMap<String, String>) -> Result<Self, ConfigError> {
+        let mut s = Settings::local();
+        let get = |name: &str| vars.get(name).filter(|v| !v.trim().is_empty()).cloned();
+        if let Some(v) = get("REDIS_URL") {
+            s.redis_url = v;
+        }
+        if let Some(v) = get("SMTP_HOST") {
+            s.smtp_host = v;
+        }
+        if let Some(v) = get("SMTP_PORT") {
+            s.smtp_port = parse("SMTP_PORT", &v)?;
+        }
+        if let Some(user) = get("SMTP_USERNAME") {
+            s.smtp_credentials = Some((user, get("SMTP_PASSWORD").unwrap_or_default()));
+        }
+        if let Some(v) = get("SMTP_TLS") {
+            s.smtp_tls = match v.to_ascii_lowercase().as_str() {
+                "none" | "false" | "off" => SmtpTls::None,
+                "starttls" => SmtpTls::StartTls,
+                "tls" | "true" | "on" => SmtpTls::Tls,
+                _ => return Err(bad("SMTP_TLS", &v, "use none, starttls or tls")),
+            };
+        }
+        if let Some(v) = get("SMTP_TIMEOUT") {
+            s.smtp_timeout = seconds("SMTP_TIMEOUT", &v)?;
+        }
+        if let Some(v) = get("MAIL_FROM") {
+            s.mail_from = v;
+        }
+        if let Some(v) = get("WORKER_CONCURRENCY") {
+            s.concurrency = parse("WORKER_CONCURRENCY", &v)?;
+            if s.concurrency == 0 || s.concurrency > 10_000 {
+                return Err(bad("WORKER_CONCURRENCY", &v, "must be 1..=10000"));
+            }
+        }
+        if let Some(v) = get("WORKER_QUEUES") {
+            s.queues = parse_queues(&v).map_err(|reason| bad("WORKER_QUEUES", &v, &reason))?;
+        }
+        if let Some(v) = get("WORKER_QUEUE_MODE") {
+            s.queue_mode = match v.to_ascii_lowercase().as_str() {
+                "weighted" => QueueMode::Weighted,
+                "strict" => QueueMode::Strict,
+                _ => return Err(bad("WORKER_QUEUE_MODE", &v, "use weighted or strict")),
+            };
+        }
+        if let Some(v) = get("JOB_TIMEOUT") {
+            s.job_timeout = seconds("JOB_TIMEOUT", &v)?;
+        }
+        if let Some(v) = get("SHUTDOWN_TIMEOUT") {
+            s.shutdown_timeout = seconds("SHUTDOWN_TIMEOUT", &v)?;
+        }
+        if let Some(v) = get("METRICS_PORT") {
+            s.metrics_port = parse("METRICS_PORT", &v)?;
+        }
+        if let Some(v) = get("SCHEDULED_POLL_INTERVAL") {
+            s.poll_interval = Some(seconds("SCHEDULED_POLL_INTERVAL", &v)?);
+        }
+        if let Some(v) = get("HEARTBEAT_INTERVAL") {
+            s.heartbeat_interval = seconds("HEARTBEAT_INTERVAL", &v)?;
+            if s.heartbeat_interval >= Duration::from_secs(30) {
+                return Err(bad(
+                    "HEARTBEAT_INTERVAL",
+                    &v,
+                    "must be under 30 s (the heartbeat expires after 60 s)",
+                ));
+            }
+        }
+        if let Some(v) = get("RECOVERY_INTERVAL") {
+            s.recovery_interval = seconds("RECOVERY_INTERVAL", &v)?;
+        }
+        if let Some(v) = get("WORKER_TAG") {
+            s.tag = v;
+        }
+        s.hostname = get("HOSTNAME")
+            .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "localhost".into());
+        Ok(s)
+    }
+}
+
+/// Parses Sidekiq's queue notation: `high,2 default,1` (spaces or `;` between queues,
+/// weight after a comma, default weight 1).
+///
+/// # Errors
+/// An invalid queue name, a weight that is not 1..=100, a duplicate, or nothing at all.
+pub fn parse_queues(spec: &str) -> Result<Vec<(String, u32)>, String> {
+    let mut out: Vec<(String, u32)> = Vec::new();
+    for item in spec
+        .split(|c: char| c.is_whitespace() || c == ';')
+        .filter(|s| !s.is_empty())
+    {
+        let (name, weight) = match item.split_once(',') {
+            Some((n, w)) => (
+                n,
+                w.parse::<u32>()
+                    .map_err(|_| format!("weight of {n:?} is not a number"))?,
+            ),
+            None => (item, 1),
+        };
+        if !sidekiq_wire::client::valid_queue_name(name) {
+            return Err(format!(
+                "queue name {name:?} may only use letters, digits, _ : . -"
+            ));
+        }
+        if !(1..=100).contains(&weight) {
+            return Err(format!("weight of {name:?} must be 1..=100"));
+        }
+        if out.iter().any(|(n, _)| n == name) {
+            return Err(format!("queue {name:?} listed twice"));
+        }
+        out.push((name.to_owned(), weight));
+    }
+    if out.is_empty() {
+        return Err("no queues".into());
+    }
+    Ok(out)
+}
+
+fn parse<T: std::str::FromStr>(name: &'static str, v: &str) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    v.trim()
+        .parse()
+        .map_err(|e: T::Err| bad(name, v, &e.to_string()))
+}
+
+fn seconds(name: &'static str, v: &str) -> Result<Duration, ConfigError> {
+    let secs: f64 = parse(name, v)?;
+    if !(0.0..=86_400.0).contains(&secs) {
+        return Err(bad(name, v, "must be 0..=86400 seconds"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn bad(name: &'static str, value: &str, reason: &str) -> ConfigError {
+    ConfigError {
+        name,
+        value: value.to_owned(),
+        reason: reason.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sidekiq_queue_notation() {
+        assert_eq!(
+            parse_queues("high,2 default,1").unwrap(),
+            vec![("high".to_string(), 2), ("default".to_string(), 1)]
+        );
+        assert_eq!(
+            parse_queues("  mail ;low,3").unwrap(),
+            vec![("mail".to_string(), 1), ("low".to_string(), 3)]
+        );
+        assert!(parse_queues("").is_err());
+        assert!(parse_queues("a,x").is_err());
+        assert!(parse_queues("a,0").is_err());
+        assert!(parse_queues("a a").is_err());
+        assert!(parse_queues("bad/name").is_err());
+    }
+
+    #[test]
+    fn env_overrides_defaults_and_rejects_garbage() {
+        let vars = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let s = Settings::from_vars(vars(&[
+            ("SMTP_PORT", "2525"),
+            ("WORKER_CONCURRENCY", "7"),
+            ("SHUTDOWN_TIMEOUT", "3.5"),
+        ]))
+        .unwrap();
+        assert_eq!((s.smtp_port, s.concurrency), (2525, 7));
+        assert_eq!(s.shutdown_timeout, Duration::from_millis(3500));
+        assert_eq!(s.queues.len(), 2);
+        assert!(Settings::from_vars(vars(&[("SMTP_PORT", "smtp")])).is_err());
+        assert!(Settings::from_vars(vars(&[("WORKER_CONCURRENCY", "0")])).is_err());
+        assert!(Settings::from_vars(vars(&[("SMTP_TLS", "maybe")])).is_err());
+        assert!(Settings::from_vars(vars(&[("HEARTBEAT_INTERVAL", "45")])).is_err());
+    }
+}

@@ -1,0 +1,184 @@
+//! The worker's own HTTP endpoints on `METRICS_PORT`: `/metrics` (Prometheus),
+//! `/health/live` (the loops are turning; no dependency checks, so a Redis outage never
+//! restarts pods) and `/health/ready` (503 when Redis is unreachable or the process is
+//! quiet or stopping, so it drops out of Service endpoints).
+
+use crate::heartbeat::ProcessUsage;
+use crate::metrics::esc;
+use crate::runner::Shared;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+use sidekiq_wire::overview;
+use std::fmt::Write;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Liveness fails when no loop ticked for this long.
+const LIVE_WINDOW_SECS: i64 = 30;
+
+/// Serves until the process exits.
+pub async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
+    if let Err(e) = axum::serve(listener, router(shared)).await {
+        tracing::error!(error = %e, "metrics server stopped");
+    }
+}
+
+/// The routes.
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/health/live", get(live))
+        .route("/health/ready", get(ready))
+        .with_state(shared)
+}
+
+async fn live(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
+    let since = shared.since_tick();
+    let status = if since <= LIVE_WINDOW_SECS {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(
+            json!({"status": if status.is_success() { "ok" } else { "stalled" }, "seconds_since_tick": since}),
+        ),
+    )
+}
+
+async fn ready(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
+    let t0 = Instant::now();
+    let mut conn = shared.redis.clone();
+    let ping = tokio::time::timeout(
+        Duration::from_secs(1),
+        redis::cmd("PING").query_async::<String>(&mut conn),
+    )
+    .await;
+    let redis_ok = matches!(ping, Ok(Ok(_)));
+    let took_ms = t0.elapsed().as_millis() as u64;
+    let (quiet, stopping) = (shared.is_quiet(), shared.is_stopping());
+    let ok = redis_ok && !quiet && !stopping;
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let state = if stopping {
+        "stopping"
+    } else if quiet {
+        "quiet"
+    } else if redis_ok {
+        "ready"
+    } else {
+        "redis_unreachable"
+    };
+    (
+        status,
+        Json(json!({
+            "status": state,
+            "checks": {"redis": {"status": if redis_ok { "ok" } else { "error" }, "took_ms": took_ms}},
+            "quiet": quiet,
+            "busy": shared.busy(),
+        })),
+    )
+}
+
+async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
+    let mut out = String::with_capacity(8 * 1024);
+    shared.metrics.render(&mut out);
+    let usage = ProcessUsage::read();
+    let _ = writeln!(
+        out,
+        "# HELP process_resident_memory_bytes Resident memory.\n# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {}",
+        usage.rss_kb * 1024
+    );
+    let _ = writeln!(
+        out,
+        "# HELP process_cpu_seconds_total CPU time.\n# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total {}",
+        usage.cpu_secs
+    );
+    // Queue-level numbers are the same on every pod: aggregate with max() in queries.
+    let mut conn = shared.redis.clone();
+    let cluster = tokio::time::timeout(Duration::from_secs(2), async {
+        let queues = overview::queues(&mut conn).await?;
+        let totals = overview::totals(&mut conn).await?;
+        Ok::<_, redis::RedisError>((queues, totals))
+    })
+    .await;
+    if let Ok(Ok((queues, totals))) = cluster {
+        out.push_str("# HELP sidekiq_queue_enqueued_jobs Jobs waiting per queue.\n# TYPE sidekiq_queue_enqueued_jobs gauge\n");
+        for q in &queues {
+            let _ = writeln!(
+                out,
+                "sidekiq_queue_enqueued_jobs{{name=\"{}\"}} {}",
+                esc(&q.name),
+                q.size
+            );
+        }
+        out.push_str("# HELP sidekiq_queue_latency_seconds Age of the oldest job per queue.\n# TYPE sidekiq_queue_latency_seconds gauge\n");
+        for q in &queues {
+            let _ = writeln!(
+                out,
+                "sidekiq_queue_latency_seconds{{name=\"{}\"}} {:.3}",
+                esc(&q.name),
+                q.latency_secs
+            );
+        }
+        let enqueued: u64 = queues.iter().map(|q| q.size).sum();
+        for (name, help, kind, v) in [
+            (
+                "sidekiq_enqueued_jobs",
+                "Jobs waiting in all queues.",
+                "gauge",
+                enqueued,
+            ),
+            (
+                "sidekiq_scheduled_jobs",
+                "Jobs in the schedule set.",
+                "gauge",
+                totals.scheduled,
+            ),
+            (
+                "sidekiq_retry_jobs",
+                "Jobs in the retry set.",
+                "gauge",
+                totals.retries,
+            ),
+            (
+                "sidekiq_dead_jobs",
+                "Jobs in the dead set.",
+                "gauge",
+                totals.dead,
+            ),
+            (
+                "sidekiq_processes",
+                "Live Sidekiq processes.",
+                "gauge",
+                totals.processes,
+            ),
+            (
+                "sidekiq_processed_jobs_total",
+                "stat:processed (all processes).",
+                "counter",
+                totals.processed,
+            ),
+            (
+                "sidekiq_failed_jobs_total",
+                "stat:failed (all processes).",
+                "counter",
+                totals.failed,
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
+            );
+        }
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+}

@@ -1,0 +1,59 @@
+//! Job handlers, one file per class, dispatched by `class` (mini-redis's `Command::from_frame`).
+//!
+//! A class without a Rust handler goes to the dead set at once: retrying cannot make it
+//! appear, and the dead set keeps it visible (and re-runnable) in the Web UI. Ruby jobs and
+//! Rust jobs should live on different queues.
+
+mod mail_sender;
+
+use crate::clock::Clock;
+use crate::mailer::Mailer;
+use crate::retry::Failure;
+use sidekiq_wire::Job;
+use std::sync::Arc;
+
+/// Class of the no-op job used by the benchmark and smoke tests.
+pub const NOOP_CLASS: &str = "NoopJob";
+
+/// What a handler needs.
+#[derive(Clone)]
+pub struct JobContext {
+    /// Pooled SMTP sender.
+    pub mailer: Arc<Mailer>,
+    /// Shared Redis connection (idempotency checks).
+    pub redis: redis::aio::ConnectionManager,
+    /// The worker's clock.
+    pub clock: Clock,
+}
+
+/// A successful run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Performed {
+    /// A mail was handed to the SMTP server.
+    Delivered,
+    /// This jid was delivered before (the job ran twice); nothing was sent.
+    AlreadyDelivered,
+    /// A job that sends nothing finished.
+    Done,
+}
+
+/// Runs `job` with the handler for its class.
+///
+/// # Errors
+/// A [`Failure`] for the retry handler.
+pub async fn perform(ctx: &JobContext, job: &Job) -> Result<Performed, Failure> {
+    match job.class() {
+        sidekiq_wire::mail::CLASS => mail_sender::perform(ctx, job).await,
+        NOOP_CLASS => Ok(Performed::Done),
+        other => Err(Failure {
+            class: "NameError".into(),
+            message: format!(
+                "uninitialized constant {other}: mail-worker has no handler for this class"
+            ),
+            backtrace: vec![format!(
+                "mail-worker: jobs::perform dispatch on class {other:?}"
+            )],
+            permanent: true,
+        }),
+    }
+}

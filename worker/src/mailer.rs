@@ -1,0 +1,255 @@
+//! Sending the notification mail: minijinja templates from `templates/emails/` (embedded at
+//! build time, so the binary needs no files at run time) and lettre's pooled async SMTP.
+
+use crate::config::{Settings, SmtpTls};
+use chrono::{DateTime, Utc};
+use lettre::message::{Mailbox, MultiPart, SinglePart, header::ContentType};
+use lettre::transport::smtp::PoolConfig;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use minijinja::Environment;
+
+/// The seed's subject line.
+pub const SUBJECT: &str = "テスト送信メール";
+
+const HTML: &str = include_str!("../../templates/emails/notification.html.jinja");
+const TEXT: &str = include_str!("../../templates/emails/notification.txt.jinja");
+
+/// Why a mail was not delivered.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// 4xx, a dropped connection, a refused connection: try again later.
+    #[error("SMTP transient failure: {0}")]
+    Transient(String),
+    /// The server did not answer in time: try again later.
+    #[error("SMTP timeout: {0}")]
+    Timeout(String),
+    /// 5xx: the server will never accept this message as it is.
+    #[error("SMTP permanent failure: {0}")]
+    Permanent(String),
+    /// The recipient address cannot be used at all.
+    #[error("invalid recipient address {0:?}")]
+    BadAddress(String),
+    /// The templates failed to render (a bug, not the recipient's fault).
+    #[error("template: {0}")]
+    Template(#[from] minijinja::Error),
+}
+
+impl SendError {
+    /// Sidekiq-style class name shown as `error_class` in the Web UI.
+    pub fn class(&self) -> &'static str {
+        match self {
+            SendError::Transient(_) => "SmtpTransientError",
+            SendError::Timeout(_) => "SmtpTimeoutError",
+            SendError::Permanent(_) => "SmtpPermanentError",
+            SendError::BadAddress(_) => "InvalidAddressError",
+            SendError::Template(_) => "TemplateError",
+        }
+    }
+
+    /// Whether retrying can help. 5xx and bad addresses go straight to the dead set.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, SendError::Permanent(_) | SendError::BadAddress(_))
+    }
+}
+
+/// Could not set up the transport or templates.
+#[derive(Debug, thiserror::Error)]
+pub enum MailerError {
+    /// `MAIL_FROM` is not an address.
+    #[error("MAIL_FROM {0:?} is not a valid mailbox")]
+    From(String),
+    /// TLS or transport setup.
+    #[error("SMTP transport: {0}")]
+    Transport(#[from] lettre::transport::smtp::Error),
+    /// A template does not parse.
+    #[error("template: {0}")]
+    Template(#[from] minijinja::Error),
+}
+
+/// A pooled SMTP sender with its templates.
+pub struct Mailer {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+    templates: Environment<'static>,
+}
+
+impl Mailer {
+    /// Builds the transport (connections are opened lazily and pooled, one per worker slot).
+    ///
+    /// # Errors
+    /// [`MailerError`].
+    pub fn new(settings: &Settings) -> Result<Self, MailerError> {
+        let from: Mailbox = settings
+            .mail_from
+            .parse()
+            .map_err(|_| MailerError::From(settings.mail_from.clone()))?;
+        let mut builder = match settings.smtp_tls {
+            SmtpTls::None => {
+                AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&settings.smtp_host)
+            }
+            SmtpTls::StartTls => {
+                AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&settings.smtp_host)?
+            }
+            SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&settings.smtp_host)?,
+        }
+        .port(settings.smtp_port)
+        .timeout(Some(settings.smtp_timeout))
+        .pool_config(
+            PoolConfig::new().max_size(u32::try_from(settings.concurrency).unwrap_or(u32::MAX)),
+        );
+        if let Some((user, pass)) = &settings.smtp_credentials {
+            builder = builder.credentials(Credentials::new(user.clone(), pass.clone()));
+        }
+        let mut templates = Environment::new();
+        templates.add_template("notification.html.jinja", HTML)?;
+        templates.add_template("notification.txt.jinja", TEXT)?;
+        Ok(Mailer {
+            transport: builder.build(),
+            from,
+            templates,
+        })
+    }
+
+    /// Renders and sends the notification to `to`.
+    ///
+    /// # Errors
+    /// [`SendError`], classified for the retry decision.
+    pub async fn send_notification(
+        &self,
+        to: &str,
+        name: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), SendError> {
+        let message = self.compose(to, name, now)?;
+        self.transport
+            .send(message)
+            .await
+            .map(|_| ())
+            .map_err(classify)
+    }
+
+    /// The multipart (text + HTML) message, without sending it.
+    ///
+    /// # Errors
+    /// A bad address or a template error.
+    pub fn compose(
+        &self,
+        to: &str,
+        name: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<Message, SendError> {
+        let to_box: Mailbox = to
+            .parse()
+            .map_err(|_| SendError::BadAddress(to.to_owned()))?;
+        let (text, html) = self.render(to, name, now)?;
+        Message::builder()
+            .from(self.from.clone())
+            .to(to_box)
+            .subject(SUBJECT)
+            .multipart(
+                MultiPart::alternative()
+                    .singlepart(
+                        SinglePart::builder()
+                            .header(ContentType::TEXT_PLAIN)
+                            .body(text),
+                    )
+                    .singlepart(
+                        SinglePart::builder()
+                            .header(ContentType::TEXT_HTML)
+                            .body(html),
+                    ),
+            )
+            .map_err(|e| SendError::BadAddress(format!("{to}: {e}")))
+    }
+}
+
+impl Mailer {
+    /// The text and HTML bodies.
+    fn render(
+        &self,
+        to: &str,
+        name: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(String, String), SendError> {
+        let name = name.filter(|n| !n.trim().is_empty()).unwrap_or(to);
+        let ctx = minijinja::context! {
+            subject => SUBJECT,
+            name => name,
+            email => to,
+            sent_at => now.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+        };
+        let html = self
+            .templates
+            .get_template("notification.html.jinja")?
+            .render(&ctx)?;
+        let text = self
+            .templates
+            .get_template("notification.txt.jinja")?
+            .render(&ctx)?;
+        Ok((text, html))
+    }
+}
+
+fn classify(e: lettre::transport::smtp::Error) -> SendError {
+    let text = e.to_string();
+    if e.is_permanent() {
+        SendError::Permanent(text)
+    } else if e.is_timeout() {
+        SendError::Timeout(text)
+    } else {
+        // 4xx, connection refused/reset, TLS hiccups: all worth another try.
+        SendError::Transient(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mailer() -> Mailer {
+        Mailer::new(&Settings::local()).unwrap()
+    }
+
+    // The pooled transport needs a runtime even when nothing is sent.
+    #[tokio::test]
+    async fn message_is_multipart_text_and_html() {
+        let m = mailer()
+            .compose("a@example.test", Some("Ann"), Utc::now())
+            .unwrap();
+        let raw = String::from_utf8(m.formatted()).unwrap();
+        assert!(raw.contains("multipart/alternative"));
+        assert!(raw.contains("text/plain"));
+        assert!(raw.contains("text/html"));
+    }
+
+    #[tokio::test]
+    async fn names_are_escaped_in_html_only() {
+        let (text, html) = mailer()
+            .render(
+                "a@example.test",
+                Some("<script>alert(1)</script>"),
+                Utc::now(),
+            )
+            .unwrap();
+        assert!(
+            html.contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt;さん"),
+            "{html}"
+        );
+        assert!(!html.contains("<script>"));
+        assert!(
+            text.contains("<script>alert(1)</script>さん"),
+            "plain text is not HTML"
+        );
+        assert!(html.contains("テスト送信メール") && text.contains("送信時刻: "));
+    }
+
+    #[tokio::test]
+    async fn bad_recipient_is_permanent() {
+        let e = mailer()
+            .compose("not an address", None, Utc::now())
+            .unwrap_err();
+        assert!(e.is_permanent());
+        assert_eq!(e.class(), "InvalidAddressError");
+    }
+}

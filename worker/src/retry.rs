@@ -1,0 +1,277 @@
+//! What happens to a failed job, exactly as Sidekiq's `job_retry.rb` decides it.
+//!
+//! Given the payload as fetched and the error, [`plan_failure`] returns the new payload and
+//! where it goes: the `retry` set (at now + backoff), the `dead` set, or nowhere (discarded).
+
+use sidekiq_wire::Job;
+use sidekiq_wire::Timestamp;
+use sidekiq_wire::backtrace;
+use sidekiq_wire::job::BacktraceOption;
+
+/// Longest `error_message` stored (Sidekiq truncates at 10,000 characters).
+const MAX_ERROR_MESSAGE: usize = 10_000;
+
+/// Where a failed job goes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Disposition {
+    /// `ZADD retry <at> <payload>`.
+    Retry {
+        /// When it runs again.
+        at: Timestamp,
+        /// The payload to store.
+        payload: String,
+    },
+    /// `ZADD dead <now> <payload>` plus Sidekiq's trimming.
+    Dead {
+        /// The payload to store.
+        payload: String,
+    },
+    /// `retry: false`, or exhausted with `dead: false`: dropped, as Ruby does.
+    Discard,
+}
+
+/// A failure as the retry handler needs it.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// Shown as `error_class` (e.g. `SmtpTransientError`).
+    pub class: String,
+    /// Shown as `error_message`.
+    pub message: String,
+    /// Lines for `error_backtrace` when the job asks for one (the error's cause chain).
+    pub backtrace: Vec<String>,
+    /// Skip the retry set: the job can never succeed as it is (bad args, unknown class,
+    /// permanent SMTP rejection). It goes straight to the dead set, where a person can
+    /// fix and retry it from the Web UI.
+    pub permanent: bool,
+}
+
+/// Sidekiq 8's backoff in seconds: `count⁴ + 15 + rand(10·(count+1))`.
+/// `jitter` is a uniform sample in `[0, 1)`.
+pub fn backoff_secs(count: i64, jitter: f64) -> f64 {
+    let c = count.max(0) as f64;
+    let spread = 10.0 * (c + 1.0);
+    c.powi(4) + 15.0 + (jitter.clamp(0.0, 0.999_999) * spread).floor()
+}
+
+/// Decides where a failed job goes and writes the failure into its payload
+/// (`queue`, `error_class`, `error_message`, `failed_at`/`retried_at`, `retry_count`,
+/// `error_backtrace`). `fetched_queue` is the queue it was taken from.
+pub fn plan_failure(
+    mut job: Job,
+    fetched_queue: &str,
+    failure: &Failure,
+    now: Timestamp,
+    jitter: f64,
+) -> Disposition {
+    let Some(max) = job.retry().max_retries() else {
+        return Disposition::Discard;
+    };
+    let queue = job.retry_queue().unwrap_or(fetched_queue).to_owned();
+    job.set_queue(queue);
+    job.set("error_message", truncate(&failure.message).into());
+    job.set("error_class", failure.class.clone().into());
+    let count = match job.retry_count() {
+        Some(previous) => {
+            job.set("retried_at", now.to_json());
+            previous + 1
+        }
+        None => {
+            job.set("failed_at", now.to_json());
+            0
+        }
+    };
+    job.set_retry_count(count);
+    // The retry and dead pages need `failed_at` even when a job arrives with a retry_count
+    // but no failed_at (hand-written or foreign payloads); Ruby would 500 on those.
+    if job.failed_at().is_none() {
+        job.set("failed_at", now.to_json());
+    }
+    match job.backtrace_option() {
+        BacktraceOption::None => {}
+        BacktraceOption::All => job.set(
+            "error_backtrace",
+            backtrace::encode(&failure.backtrace).into(),
+        ),
+        BacktraceOption::Lines(n) => {
+            let lines: Vec<String> = failure.backtrace.iter().take(n).cloned().collect();
+            job.set("error_backtrace", backtrace::encode(&lines).into());
+        }
+    }
+    job.remove("at");
+    if failure.permanent || count >= max {
+        if job.dead_set_enabled() {
+            Disposition::Dead {
+                payload: job.to_json_string(),
+            }
+        } else {
+            Disposition::Discard
+        }
+    } else {
+        Disposition::Retry {
+            at: now.plus_secs(backoff_secs(count, jitter)),
+            payload: job.to_json_string(),
+        }
+    }
+}
+
+fn truncate(message: &str) -> String {
+    match message.char_indices().nth(MAX_ERROR_MESSAGE) {
+        Some((i, _)) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+    use sidekiq_wire::Retry;
+
+    fn failure() -> Failure {
+        Failure {
+            class: "SmtpTransientError".into(),
+            message: "451 try later".into(),
+            backtrace: vec!["a".into(), "b".into()],
+            permanent: false,
+        }
+    }
+
+    fn job(retry: Retry) -> Job {
+        Job::new("MailSenderJob", vec![json!({"to": "a@example.test"})]).with_retry(retry)
+    }
+
+    fn fields(payload: &str) -> Value {
+        serde_json::from_str(payload).unwrap()
+    }
+
+    #[test]
+    fn backoff_follows_sidekiq_8() {
+        // count 0: 15 + 0..=9; count 1: 16 + 0..=19; count 2: 31 + 0..=29; count 3: 96 + 0..=39
+        for (count, low, high) in [
+            (0, 15.0, 24.0),
+            (1, 16.0, 35.0),
+            (2, 31.0, 60.0),
+            (3, 96.0, 135.0),
+            (25, 390640.0, 390899.0),
+        ] {
+            assert_eq!(backoff_secs(count, 0.0), low);
+            assert_eq!(backoff_secs(count, 0.9999999), high);
+        }
+    }
+
+    #[test]
+    fn retry_3_means_three_retries_then_dead() {
+        let now = Timestamp::from_secs(1_800_000_000.0);
+        let mut payload = job(Retry::Max(3)).to_json_string();
+        let mut scores = vec![];
+        for attempt in 0..4 {
+            let j = Job::parse(&payload).unwrap();
+            match plan_failure(j, "default", &failure(), now, 0.5) {
+                Disposition::Retry { at, payload: p } => {
+                    assert!(attempt < 3, "attempt {attempt} must not retry");
+                    let f = fields(&p);
+                    assert_eq!(f["retry_count"], attempt);
+                    assert_eq!(f["error_class"], "SmtpTransientError");
+                    assert_eq!(f["error_message"], "451 try later");
+                    assert!(f["failed_at"].is_f64());
+                    assert_eq!(f.get("retried_at").is_some(), attempt > 0);
+                    assert!(
+                        f.get("error_backtrace").is_none(),
+                        "no backtrace unless asked"
+                    );
+                    scores.push(at.as_secs() - now.as_secs());
+                    payload = p;
+                }
+                Disposition::Dead { payload: p } => {
+                    assert_eq!(attempt, 3);
+                    assert_eq!(fields(&p)["retry_count"], 3);
+                }
+                Disposition::Discard => panic!("retry: 3 never discards"),
+            }
+        }
+        assert_eq!(scores, vec![15.0 + 5.0, 16.0 + 10.0, 31.0 + 15.0]);
+    }
+
+    #[test]
+    fn retry_false_discards_and_zero_goes_dead_and_dead_false_discards() {
+        let now = Timestamp::now();
+        assert_eq!(
+            plan_failure(job(Retry::Disabled), "default", &failure(), now, 0.0),
+            Disposition::Discard
+        );
+        assert!(matches!(
+            plan_failure(job(Retry::Max(0)), "default", &failure(), now, 0.0),
+            Disposition::Dead { .. }
+        ));
+        let no_dead = job(Retry::Max(0)).with("dead", json!(false));
+        assert_eq!(
+            plan_failure(no_dead, "default", &failure(), now, 0.0),
+            Disposition::Discard
+        );
+    }
+
+    #[test]
+    fn permanent_failures_skip_the_retry_set() {
+        let mut f = failure();
+        f.permanent = true;
+        assert!(matches!(
+            plan_failure(job(Retry::Max(3)), "default", &f, Timestamp::now(), 0.0),
+            Disposition::Dead { .. }
+        ));
+    }
+
+    #[test]
+    fn retry_queue_and_backtrace_and_unknown_keys() {
+        let j = job(Retry::Default)
+            .with("retry_queue", json!("low"))
+            .with("backtrace", json!(1))
+            .with("bid", json!("B1"));
+        let Disposition::Retry { payload, .. } =
+            plan_failure(j, "default", &failure(), Timestamp::now(), 0.0)
+        else {
+            panic!()
+        };
+        let f = fields(&payload);
+        assert_eq!(f["queue"], "low");
+        assert_eq!(f["bid"], "B1");
+        let bt = sidekiq_wire::backtrace::decode(f["error_backtrace"].as_str().unwrap()).unwrap();
+        assert_eq!(bt, vec!["a".to_string()]);
+    }
+
+    #[test]
+    fn manual_retry_count_of_minus_one_continues() {
+        let j = job(Retry::Max(3))
+            .with("retry_count", json!(-1))
+            .with("failed_at", json!(1.5));
+        let Disposition::Retry { payload, .. } =
+            plan_failure(j, "default", &failure(), Timestamp::now(), 0.0)
+        else {
+            panic!()
+        };
+        assert_eq!(fields(&payload)["retry_count"], 0);
+        assert_eq!(
+            fields(&payload)["failed_at"],
+            json!(1.5),
+            "first failure time is kept"
+        );
+    }
+
+    #[test]
+    fn long_messages_are_truncated_on_a_char_boundary() {
+        let mut f = failure();
+        f.message = "あ".repeat(20_000);
+        let Disposition::Retry { payload, .. } =
+            plan_failure(job(Retry::Max(3)), "default", &f, Timestamp::now(), 0.0)
+        else {
+            panic!()
+        };
+        assert_eq!(
+            fields(&payload)["error_message"]
+                .as_str()
+                .unwrap()
+                .chars()
+                .count(),
+            10_000
+        );
+    }
+}
