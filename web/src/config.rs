@@ -1,0 +1,248 @@
+//! The web's configuration: environment variables, parsed once at start.
+//!
+//! This is the only module that reads the environment. Tests build a [`Config`] in code with
+//! [`Config::new`] and struct updates, because the process environment is shared by tests
+//! running in parallel.
+
+use std::path::PathBuf;
+
+/// A variable was set to something unusable; the process stops at boot.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Not parseable as the expected type.
+    #[error("{var}={value:?}: {reason}")]
+    Invalid {
+        /// The variable.
+        var: &'static str,
+        /// What it was set to.
+        value: String,
+        /// What was expected.
+        reason: &'static str,
+    },
+    /// One half of a pair is missing.
+    #[error("{0}")]
+    Incomplete(&'static str),
+}
+
+/// Everything the web app is configured with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `PORT`: where to listen (all interfaces).
+    pub port: u16,
+    /// `DATABASE_URL` (`sqlite://path`): the SQLite file; its directory is created.
+    pub database_path: PathBuf,
+    /// `REDIS_URL`: the Sidekiq Redis.
+    pub redis_url: String,
+    /// `SIDEKIQ_WEB_URL`: where `/sidekiq` is proxied to (no trailing slash); unset shows
+    /// how to start it instead.
+    pub sidekiq_web_url: Option<String>,
+    /// `UNLEASH_URL`: linked from the header.
+    pub unleash_url: String,
+    /// `MAIL_CATCHER_URL`: linked from the header.
+    pub mail_catcher_url: String,
+    /// `WEB_USERNAME` + `WEB_PASSWORD`: HTTP basic auth on everything but health and metrics.
+    pub basic_auth: Option<(String, String)>,
+    /// `BULK_SEND_MAX`: the largest bulk send (and test-address batch) accepted.
+    pub bulk_send_max: usize,
+    /// `MAX_UPLOAD_BYTES`: the largest CSV accepted.
+    pub max_upload_bytes: usize,
+    /// `DEPLOYMENT_VERSION`: reported by `/health` (the seed's name for it).
+    pub version: String,
+    /// `RUST_LOG`: the log filter.
+    pub log_filter: String,
+}
+
+/// Default `DATABASE_URL` path, relative to the working directory (as Rails' `db/`).
+pub const DEFAULT_DATABASE_PATH: &str = "db/development.sqlite3";
+/// Default largest bulk send: the seed's biggest button.
+pub const DEFAULT_BULK_SEND_MAX: usize = 10_000;
+/// Default upload limit: 10 MiB holds ~250,000 address rows.
+pub const DEFAULT_MAX_UPLOAD_BYTES: usize = 10 * 1024 * 1024;
+
+impl Config {
+    /// Defaults for everything but where the data lives.
+    pub fn new(database_path: impl Into<PathBuf>, redis_url: impl Into<String>) -> Self {
+        Config {
+            port: 3000,
+            database_path: database_path.into(),
+            redis_url: redis_url.into(),
+            sidekiq_web_url: None,
+            unleash_url: "http://localhost:4242".into(),
+            mail_catcher_url: "http://localhost:1080".into(),
+            basic_auth: None,
+            bulk_send_max: DEFAULT_BULK_SEND_MAX,
+            max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
+            version: env!("CARGO_PKG_VERSION").into(),
+            log_filter: "info".into(),
+        }
+    }
+
+    /// Reads the process environment.
+    ///
+    /// # Errors
+    /// [`ConfigError`] for a malformed value.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+    }
+
+    /// Reads variables through `get` (the environment in production, a map in tests).
+    ///
+    /// # Errors
+    /// [`ConfigError`] for a malformed value.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let database_path = match get("DATABASE_URL") {
+            Some(url) => parse_database_url(&url)?,
+            None => PathBuf::from(DEFAULT_DATABASE_PATH),
+        };
+        let mut c = Config::new(
+            database_path,
+            get("REDIS_URL").unwrap_or_else(|| "redis://127.0.0.1:6379/0".into()),
+        );
+        if let Some(v) = get("PORT") {
+            c.port = parse_num("PORT", &v)?;
+        }
+        if let Some(v) = get("SIDEKIQ_WEB_URL") {
+            c.sidekiq_web_url = Some(parse_http_url("SIDEKIQ_WEB_URL", &v)?);
+        }
+        if let Some(v) = get("UNLEASH_URL") {
+            c.unleash_url = v;
+        }
+        if let Some(v) = get("MAIL_CATCHER_URL") {
+            c.mail_catcher_url = v;
+        }
+        c.basic_auth = match (get("WEB_USERNAME"), get("WEB_PASSWORD")) {
+            (Some(u), Some(p)) => Some((u, p)),
+            (None, None) => None,
+            _ => {
+                return Err(ConfigError::Incomplete(
+                    "set both WEB_USERNAME and WEB_PASSWORD, or neither",
+                ));
+            }
+        };
+        if let Some(v) = get("BULK_SEND_MAX") {
+            c.bulk_send_max = parse_num("BULK_SEND_MAX", &v)?;
+            if c.bulk_send_max == 0 {
+                return Err(ConfigError::Invalid {
+                    var: "BULK_SEND_MAX",
+                    value: v,
+                    reason: "must be at least 1",
+                });
+            }
+        }
+        if let Some(v) = get("MAX_UPLOAD_BYTES") {
+            c.max_upload_bytes = parse_num("MAX_UPLOAD_BYTES", &v)?;
+        }
+        if let Some(v) = get("DEPLOYMENT_VERSION") {
+            c.version = v;
+        }
+        if let Some(v) = get("RUST_LOG") {
+            c.log_filter = v;
+        }
+        Ok(c)
+    }
+}
+
+fn parse_num<T: std::str::FromStr>(var: &'static str, value: &str) -> Result<T, ConfigError> {
+    value
+        .trim()
+        .replace('_', "")
+        .parse()
+        .map_err(|_| ConfigError::Invalid {
+            var,
+            value: value.into(),
+            reason: "expected a non-negative integer",
+        })
+}
+
+/// `sqlite://db/x.sqlite3` (relative), `sqlite:///abs/x.sqlite3` (absolute), `sqlite:path`,
+/// or a bare path.
+fn parse_database_url(url: &str) -> Result<PathBuf, ConfigError> {
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    if path.is_empty() || path.contains(":memory:") {
+        return Err(ConfigError::Invalid {
+            var: "DATABASE_URL",
+            value: url.into(),
+            reason: "expected sqlite://path/to/file.sqlite3",
+        });
+    }
+    Ok(PathBuf::from(path))
+}
+
+/// The proxy speaks plain HTTP/1.1 to a sidecar or a cluster Service, so only `http://`.
+fn parse_http_url(var: &'static str, value: &str) -> Result<String, ConfigError> {
+    let trimmed = value.trim().trim_end_matches('/');
+    let ok = trimmed
+        .strip_prefix("http://")
+        .is_some_and(|rest| !rest.is_empty() && trimmed.parse::<axum::http::Uri>().is_ok());
+    if ok {
+        Ok(trimmed.to_owned())
+    } else {
+        Err(ConfigError::Invalid {
+            var,
+            value: value.into(),
+            reason: "expected http://host:port",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn defaults() {
+        let c = Config::from_lookup(lookup(&[])).unwrap();
+        assert_eq!(c.port, 3000);
+        assert_eq!(c.database_path, PathBuf::from("db/development.sqlite3"));
+        assert_eq!(c.redis_url, "redis://127.0.0.1:6379/0");
+        assert_eq!(c.sidekiq_web_url, None);
+        assert_eq!(c.mail_catcher_url, "http://localhost:1080");
+        assert_eq!(c.unleash_url, "http://localhost:4242");
+        assert_eq!(c.bulk_send_max, 10_000);
+        assert!(c.basic_auth.is_none());
+    }
+
+    #[test]
+    fn values_are_parsed() {
+        let c = Config::from_lookup(lookup(&[
+            ("PORT", "8080"),
+            ("DATABASE_URL", "sqlite:///var/lib/web/prod.sqlite3"),
+            ("SIDEKIQ_WEB_URL", "http://127.0.0.1:9292/"),
+            ("WEB_USERNAME", "u"),
+            ("WEB_PASSWORD", "p"),
+            ("BULK_SEND_MAX", "50_000"),
+        ]))
+        .unwrap();
+        assert_eq!(c.port, 8080);
+        assert_eq!(c.database_path, PathBuf::from("/var/lib/web/prod.sqlite3"));
+        assert_eq!(c.sidekiq_web_url.as_deref(), Some("http://127.0.0.1:9292"));
+        assert_eq!(c.basic_auth, Some(("u".into(), "p".into())));
+        assert_eq!(c.bulk_send_max, 50_000);
+    }
+
+    #[test]
+    fn bad_values_stop_the_boot() {
+        for pairs in [
+            vec![("PORT", "http")],
+            vec![("SIDEKIQ_WEB_URL", "https://x")],
+            vec![("SIDEKIQ_WEB_URL", "127.0.0.1:9292")],
+            vec![("WEB_USERNAME", "only")],
+            vec![("BULK_SEND_MAX", "0")],
+            vec![("DATABASE_URL", "sqlite::memory:")],
+        ] {
+            assert!(Config::from_lookup(lookup(&pairs)).is_err(), "{pairs:?}");
+        }
+    }
+}

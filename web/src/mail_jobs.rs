@@ -1,0 +1,298 @@
+//! Bulk sends (`mail_jobs`) and their progress.
+//!
+//! The worker never touches SQLite: it counts in Redis (`mailworker:progress:<id>`, exact).
+//! The web merges those live counters into the stored rows ([`merge`]) and writes the merged
+//! counts back when they change state, so the history survives the Redis TTL (7 days).
+
+use crate::db::{DbError, now_timestamp};
+use rusqlite::{Connection, params};
+use serde::Serialize;
+use sidekiq_wire::mail::Progress;
+
+/// Where a bulk send is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Nothing done yet.
+    Pending,
+    /// Some done, some not.
+    Processing,
+    /// All done, none failed.
+    Completed,
+    /// All done, some failed (or the enqueue itself failed).
+    Failed,
+}
+
+impl Status {
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Processing => "processing",
+            Status::Completed => "completed",
+            Status::Failed => "failed",
+        }
+    }
+
+    fn parse(s: &str) -> Status {
+        match s {
+            "processing" => Status::Processing,
+            "completed" => Status::Completed,
+            "failed" => Status::Failed,
+            _ => Status::Pending,
+        }
+    }
+
+    /// Completed or failed: nothing will change any more (short of a manual retry).
+    pub fn is_final(self) -> bool {
+        matches!(self, Status::Completed | Status::Failed)
+    }
+}
+
+/// One bulk send, as `/mail_jobs.json` and the history table show it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MailJob {
+    /// `mail_jobs.id`; also the `mail_job_id` in every job's args.
+    pub id: i64,
+    /// A random batch tag, for finding the send in logs.
+    pub job_id: String,
+    /// Jobs enqueued.
+    pub total_count: i64,
+    /// Delivered.
+    pub sent_count: i64,
+    /// Died (retries exhausted).
+    pub failed_count: i64,
+    /// Waiting in the retry set.
+    pub retrying_count: i64,
+    /// See [`Status`].
+    pub status: Status,
+    /// Sidekiq queue used.
+    pub queue: String,
+    /// The "30% errors" button.
+    pub simulate_error: bool,
+    /// RFC 3339 UTC.
+    pub created_at: String,
+    /// (sent + failed) / total, in percent with one decimal (the seed's rounding).
+    pub progress_percentage: f64,
+}
+
+/// The status the counters imply: done when sent + failed reaches the total.
+pub fn status_of(total: i64, sent: i64, failed: i64, retrying: i64) -> Status {
+    if sent + failed >= total {
+        if failed == 0 {
+            Status::Completed
+        } else {
+            Status::Failed
+        }
+    } else if sent + failed + retrying == 0 {
+        Status::Pending
+    } else {
+        Status::Processing
+    }
+}
+
+fn percentage(total: i64, sent: i64, failed: i64) -> f64 {
+    if total <= 0 {
+        return 0.0;
+    }
+    let p = ((sent + failed) as f64 / total as f64 * 1000.0).round() / 10.0;
+    p.min(100.0)
+}
+
+/// Combines a stored row with the worker's live counters.
+///
+/// Redis wins whenever it has anything (it is exact and the only writer); when it has
+/// nothing — not started, or its hash expired — the stored copy stands, which also keeps an
+/// enqueue failure (stored as failed with zero counts) failed.
+pub fn merge(stored: &MailJob, live: Option<Progress>) -> MailJob {
+    let Some(p) = live.filter(|p| p.sent + p.failed + p.retrying > 0) else {
+        return stored.clone();
+    };
+    let mut job = stored.clone();
+    job.sent_count = p.sent;
+    job.failed_count = p.failed;
+    job.retrying_count = p.retrying;
+    job.status = status_of(job.total_count, p.sent, p.failed, p.retrying);
+    job.progress_percentage = percentage(job.total_count, p.sent, p.failed);
+    job
+}
+
+/// Creates a pending bulk send; returns `(id, job_id)`.
+///
+/// # Errors
+/// [`DbError`].
+pub fn create(
+    conn: &Connection,
+    total: usize,
+    queue: &str,
+    simulate_error: bool,
+) -> Result<(i64, String), DbError> {
+    let tag: [u8; 12] = rand::random();
+    let job_id: String = tag.iter().map(|b| format!("{b:02x}")).collect();
+    let now = now_timestamp();
+    conn.execute(
+        "INSERT INTO mail_jobs (job_id, total_count, status, queue, simulate_error, created_at, updated_at)
+         VALUES (?1, ?2, 'pending', ?3, ?4, ?5, ?5)",
+        params![job_id, total as i64, queue, simulate_error, now],
+    )?;
+    Ok((conn.last_insert_rowid(), job_id))
+}
+
+/// Marks a bulk send whose jobs could not be enqueued as failed.
+///
+/// # Errors
+/// [`DbError`].
+pub fn mark_enqueue_failed(conn: &Connection, id: i64) -> Result<(), DbError> {
+    conn.execute(
+        "UPDATE mail_jobs SET status = 'failed', updated_at = ?2 WHERE id = ?1",
+        params![id, now_timestamp()],
+    )?;
+    Ok(())
+}
+
+/// The most recent `limit` bulk sends, newest first, as stored.
+///
+/// # Errors
+/// [`DbError`].
+pub fn recent(conn: &Connection, limit: usize) -> Result<Vec<MailJob>, DbError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, COALESCE(job_id, ''), total_count, sent_count, failed_count, retrying_count,
+                status, queue, simulate_error, created_at
+         FROM mail_jobs ORDER BY id DESC LIMIT ?1",
+    )?;
+    let rows = stmt
+        .query_map([limit as i64], |r| {
+            let total: i64 = r.get(2)?;
+            let sent: i64 = r.get(3)?;
+            let failed: i64 = r.get(4)?;
+            Ok(MailJob {
+                id: r.get(0)?,
+                job_id: r.get(1)?,
+                total_count: total,
+                sent_count: sent,
+                failed_count: failed,
+                retrying_count: r.get(5)?,
+                status: Status::parse(&r.get::<_, String>(6)?),
+                queue: r.get(7)?,
+                simulate_error: r.get(8)?,
+                created_at: r.get(9)?,
+                progress_percentage: percentage(total, sent, failed),
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// Stores merged counters and status.
+///
+/// # Errors
+/// [`DbError`].
+pub fn save(conn: &mut Connection, jobs: &[MailJob]) -> Result<(), DbError> {
+    let tx = conn.transaction()?;
+    {
+        let mut stmt = tx.prepare_cached(
+            "UPDATE mail_jobs SET sent_count = ?2, failed_count = ?3, retrying_count = ?4,
+                    status = ?5, updated_at = ?6 WHERE id = ?1",
+        )?;
+        let now = now_timestamp();
+        for j in jobs {
+            stmt.execute(params![
+                j.id,
+                j.sent_count,
+                j.failed_count,
+                j.retrying_count,
+                j.status.as_str(),
+                now
+            ])?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Whether a merged row should be written back: its status changed, or it is final and its
+/// counts differ (a dead job retried from the Web UI later succeeded). Counts that merely
+/// advance while processing are not written on every poll.
+pub fn needs_saving(stored: &MailJob, merged: &MailJob) -> bool {
+    stored.status != merged.status
+        || (merged.status.is_final()
+            && (
+                stored.sent_count,
+                stored.failed_count,
+                stored.retrying_count,
+            ) != (
+                merged.sent_count,
+                merged.failed_count,
+                merged.retrying_count,
+            ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(total: i64) -> MailJob {
+        MailJob {
+            id: 1,
+            job_id: "t".into(),
+            total_count: total,
+            sent_count: 0,
+            failed_count: 0,
+            retrying_count: 0,
+            status: Status::Pending,
+            queue: "default".into(),
+            simulate_error: false,
+            created_at: "x".into(),
+            progress_percentage: 0.0,
+        }
+    }
+
+    fn p(sent: i64, failed: i64, retrying: i64) -> Option<Progress> {
+        Some(Progress {
+            sent,
+            failed,
+            retrying,
+        })
+    }
+
+    #[test]
+    fn statuses_follow_the_counters() {
+        let j = job(10);
+        assert_eq!(merge(&j, None).status, Status::Pending);
+        assert_eq!(merge(&j, p(0, 0, 0)).status, Status::Pending);
+        assert_eq!(merge(&j, p(0, 0, 1)).status, Status::Processing);
+        assert_eq!(merge(&j, p(3, 0, 0)).status, Status::Processing);
+        let done = merge(&j, p(10, 0, 0));
+        assert_eq!(done.status, Status::Completed);
+        assert_eq!(done.progress_percentage, 100.0);
+        let failed = merge(&j, p(7, 3, 0));
+        assert_eq!(failed.status, Status::Failed);
+        assert_eq!(failed.failed_count, 3);
+        assert_eq!(merge(&job(3), p(1, 0, 0)).progress_percentage, 33.3);
+    }
+
+    #[test]
+    fn stored_copy_stands_when_redis_forgot() {
+        let mut stored = job(10);
+        stored.sent_count = 8;
+        stored.failed_count = 2;
+        stored.status = Status::Failed;
+        assert_eq!(merge(&stored, p(0, 0, 0)), stored);
+        let mut enqueue_failed = job(10);
+        enqueue_failed.status = Status::Failed;
+        assert_eq!(merge(&enqueue_failed, None).status, Status::Failed);
+    }
+
+    #[test]
+    fn saving_happens_on_status_changes_and_final_corrections() {
+        let stored = job(10);
+        assert!(!needs_saving(&stored, &merge(&stored, p(0, 0, 0))));
+        let processing = merge(&stored, p(1, 0, 0));
+        assert!(needs_saving(&stored, &processing));
+        assert!(!needs_saving(&processing, &merge(&processing, p(5, 0, 0))));
+        let failed = merge(&stored, p(9, 1, 0));
+        let corrected = merge(&failed, p(10, 0, 0));
+        assert_eq!(corrected.status, Status::Completed);
+        assert!(needs_saving(&failed, &corrected));
+    }
+}

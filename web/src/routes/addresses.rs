@@ -1,0 +1,233 @@
+//! The address pages: the index (list, search, keyset pages, with the bulk-send panel),
+//! add, delete, and generating test addresses.
+
+use crate::address::{Invalid, NewAddress};
+use crate::addresses::{self, Added, Cursor};
+use crate::csrf::{self, CsrfToken};
+use crate::error::AppError;
+use crate::flash::{Flash, Redirect};
+use crate::i18n::{Lang, Texts, fill, thousands};
+use crate::state::AppState;
+use crate::templates;
+use axum::extract::{Form, Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use minijinja::context;
+use serde::{Deserialize, Serialize};
+
+/// The seed's bulk buttons.
+const BULK_SIZES: [(usize, &str); 3] = [
+    (1_000, "btn-primary"),
+    (5_000, "btn-warning"),
+    (10_000, "btn-danger"),
+];
+/// The seed's "1,000 with 30% errors" button.
+const ERROR_SIZE: usize = 1_000;
+/// Test-address buttons: enough for the biggest bulk button on a fresh install.
+const GENERATE_SIZES: [usize; 2] = [1_000, 10_000];
+/// Largest test-address batch accepted (10× the biggest button).
+pub(super) const GENERATE_MAX: usize = 100_000;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct IndexQuery {
+    q: String,
+    after: Option<i64>,
+    before: Option<i64>,
+}
+
+#[derive(Serialize)]
+struct BulkButton {
+    count: usize,
+    class: &'static str,
+}
+
+pub(super) async fn index(
+    State(state): State<AppState>,
+    Query(query): Query<IndexQuery>,
+    csrf: CsrfToken,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let lang = Lang::from_headers(&headers);
+    let flash = Flash::from_headers(&headers);
+    let cursor = match (query.after, query.before) {
+        (Some(id), _) => Cursor::After(id),
+        (None, Some(id)) => Cursor::Before(id),
+        (None, None) => Cursor::First,
+    };
+    let search = query.q.clone();
+    let (page, total) = state
+        .db
+        .call(move |c| Ok((addresses::page(c, &search, cursor)?, addresses::count(c)?)))
+        .await?;
+    let live = crate::live::snapshot(&state).await?;
+    let max = state.config.bulk_send_max;
+    let bulk_sizes: Vec<BulkButton> = BULK_SIZES
+        .iter()
+        .filter(|(n, _)| *n <= max)
+        .map(|(count, class)| BulkButton {
+            count: *count,
+            class,
+        })
+        .collect();
+    let nonce = templates::new_nonce();
+    let html = templates::render(
+        &state.templates,
+        "pages/index.html",
+        context! {
+            t => lang.texts(),
+            lang => lang.code(),
+            csrf_token => csrf.value(),
+            csp_nonce => nonce,
+            flash => flash,
+            page => page,
+            total => total,
+            q => query.q,
+            bulk_sizes => bulk_sizes,
+            error_size => ERROR_SIZE.min(max),
+            generate_sizes => GENERATE_SIZES,
+            unleash_url => state.config.unleash_url,
+            mail_catcher_url => state.config.mail_catcher_url,
+            live => live,
+        },
+    )?;
+    Ok(templates::page(html, &csrf, flash.is_some(), &nonce))
+}
+
+/// Rails' `form_with model: Email.new` field names.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct CreateForm {
+    authenticity_token: String,
+    #[serde(rename = "email[name]")]
+    name: String,
+    #[serde(rename = "email[email]")]
+    email: String,
+}
+
+/// The translated validation message.
+pub(crate) fn invalid_message(t: &Texts, why: Invalid) -> &'static str {
+    match why {
+        Invalid::NameBlank => t.invalid_name_blank,
+        Invalid::NameTooLong => t.invalid_name_too_long,
+        Invalid::EmailBlank => t.invalid_email_blank,
+        Invalid::EmailFormat => t.invalid_email_format,
+    }
+}
+
+pub(super) async fn create(
+    State(state): State<AppState>,
+    csrf: CsrfToken,
+    headers: HeaderMap,
+    Form(form): Form<CreateForm>,
+) -> Result<Redirect, AppError> {
+    csrf.verify(&form.authenticity_token)?;
+    let t = Lang::from_headers(&headers).texts();
+    let address = match NewAddress::parse(&form.name, &form.email) {
+        Ok(a) => a,
+        Err(why) => {
+            return Ok(Redirect::with_flash(
+                "/",
+                Flash::alert(invalid_message(t, why)),
+            ));
+        }
+    };
+    let added = state.db.call(move |c| addresses::add(c, &address)).await?;
+    Ok(match added {
+        Added::Created(id) => {
+            tracing::info!(email_id = id, "address added");
+            Redirect::with_flash("/", Flash::notice(t.flash_created))
+        }
+        Added::Duplicate => Redirect::with_flash("/", Flash::alert(t.flash_duplicate)),
+    })
+}
+
+/// Rails' `link_to ..., method: :delete` form: `_method=delete` + token.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct DestroyForm {
+    authenticity_token: String,
+    #[serde(rename = "_method")]
+    method: String,
+}
+
+pub(super) async fn destroy_form(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    csrf: CsrfToken,
+    headers: HeaderMap,
+    Form(form): Form<DestroyForm>,
+) -> Result<Redirect, AppError> {
+    csrf.verify(&form.authenticity_token)?;
+    if !form.method.eq_ignore_ascii_case("delete") {
+        return Err(AppError::BadRequest(
+            "POST /emails/:id needs _method=delete".into(),
+        ));
+    }
+    delete(state, id, &headers).await
+}
+
+/// `DELETE /emails/:id` from a script: the token comes in `X-CSRF-Token`, as in Rails.
+pub(super) async fn destroy(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    csrf: CsrfToken,
+    headers: HeaderMap,
+) -> Result<Redirect, AppError> {
+    let token = headers
+        .get(csrf::HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    csrf.verify(token)?;
+    delete(state, id, &headers).await
+}
+
+async fn delete(state: AppState, id: i64, headers: &HeaderMap) -> Result<Redirect, AppError> {
+    let t = Lang::from_headers(headers).texts();
+    let deleted = state.db.call(move |c| addresses::delete(c, id)).await?;
+    Ok(if deleted {
+        tracing::info!(email_id = id, "address deleted");
+        Redirect::with_flash("/", Flash::notice(t.flash_deleted))
+    } else {
+        Redirect::with_flash("/", Flash::alert(t.flash_not_found))
+    })
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct GenerateForm {
+    authenticity_token: String,
+    count: String,
+}
+
+pub(super) async fn generate(
+    State(state): State<AppState>,
+    csrf: CsrfToken,
+    headers: HeaderMap,
+    Form(form): Form<GenerateForm>,
+) -> Result<Redirect, AppError> {
+    csrf.verify(&form.authenticity_token)?;
+    let t = Lang::from_headers(&headers).texts();
+    let count = match parse_count(&form.count) {
+        Some(n) if (1..=GENERATE_MAX).contains(&n) => n,
+        _ => {
+            let msg = fill(
+                t.flash_bad_generate,
+                &[("max", &thousands(GENERATE_MAX as i64))],
+            );
+            return Ok(Redirect::with_flash("/", Flash::alert(msg)));
+        }
+    };
+    let created = state
+        .db
+        .call(move |c| addresses::generate(c, count))
+        .await?;
+    tracing::info!(created, "test addresses generated");
+    let msg = fill(t.flash_generated, &[("n", &thousands(created as i64))]);
+    Ok(Redirect::with_flash("/", Flash::notice(msg)))
+}
+
+/// `1000`, `1,000` or `1_000`.
+pub(super) fn parse_count(raw: &str) -> Option<usize> {
+    raw.trim().replace([',', '_'], "").parse().ok()
+}

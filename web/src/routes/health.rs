@@ -1,0 +1,82 @@
+//! `/health` (the seed's JSON), `/health/live`, `/health/ready` and `/metrics`.
+//!
+//! `/health` always answers 200 with per-check results: the seed uses it as the liveness
+//! probe too, and a Redis outage must not restart every web pod. `/health/ready` is the one
+//! that answers 503 while SQLite or Redis is unusable, taking the pod out of the Service.
+
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
+use serde_json::{Value, json};
+use std::time::Instant;
+
+struct Check {
+    ok: bool,
+    took_ms: f64,
+}
+
+async fn check_database(state: &AppState) -> Check {
+    let start = Instant::now();
+    let ok = state.db.ping().await.is_ok();
+    Check {
+        ok,
+        took_ms: start.elapsed().as_secs_f64() * 1000.0,
+    }
+}
+
+async fn check_redis(state: &AppState) -> Check {
+    let start = Instant::now();
+    let ok = state.redis.ping().await.is_ok();
+    Check {
+        ok,
+        took_ms: start.elapsed().as_secs_f64() * 1000.0,
+    }
+}
+
+fn word(ok: bool) -> &'static str {
+    if ok { "ok" } else { "error" }
+}
+
+pub(super) async fn health(State(state): State<AppState>) -> Json<Value> {
+    let (db, redis) = tokio::join!(check_database(&state), check_redis(&state));
+    Json(json!({
+        "status": if db.ok && redis.ok { "ok" } else { "degraded" },
+        "version": state.config.version,
+        "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "checks": { "database": word(db.ok), "redis": word(redis.ok) },
+    }))
+}
+
+pub(super) async fn live() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+pub(super) async fn ready(State(state): State<AppState>) -> impl IntoResponse {
+    let (db, redis) = tokio::join!(check_database(&state), check_redis(&state));
+    let ok = db.ok && redis.ok;
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(json!({
+            "status": if ok { "ok" } else { "unavailable" },
+            "checks": {
+                "database": { "status": word(db.ok), "took_ms": db.took_ms },
+                "redis": { "status": word(redis.ok), "took_ms": redis.took_ms },
+            },
+        })),
+    )
+}
+
+pub(super) async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        state.metrics.render(),
+    )
+}

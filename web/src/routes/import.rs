@@ -1,0 +1,248 @@
+//! `POST /emails/import_csv`: multipart field `csv_file`, all rows in one transaction, and a
+//! report by line number (see [`crate::csv_import`] for the rules).
+
+use crate::addresses;
+use crate::csrf::CsrfToken;
+use crate::csv_import::{self, ImportError, MAX_LISTED};
+use crate::error::AppError;
+use crate::flash::{Flash, Redirect};
+use crate::i18n::{Lang, Texts, fill, thousands};
+use crate::state::AppState;
+use axum::extract::{Multipart, State};
+use axum::http::header::CONTENT_LENGTH;
+use axum::http::{HeaderMap, StatusCode};
+
+/// What the import did, for the flash.
+struct Report {
+    imported: usize,
+    /// `(line, email)` of rows skipped as duplicates (in the file or already stored).
+    duplicates: Vec<(u64, String)>,
+    /// `(line, reason)` of rows refused.
+    invalid: Vec<(u64, crate::address::Invalid)>,
+}
+
+enum Upload {
+    File(Vec<u8>),
+    Missing,
+}
+
+pub(super) async fn import_csv(
+    State(state): State<AppState>,
+    csrf: CsrfToken,
+    headers: HeaderMap,
+    mut multipart: Multipart,
+) -> Result<Redirect, AppError> {
+    let t = Lang::from_headers(&headers).texts();
+    let limit = state.config.max_upload_bytes;
+    // Refuse an announced oversize body before reading any of it.
+    let announced = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if announced.is_some_and(|n| n > limit + 64 * 1024) {
+        // The token cannot be checked without reading the body; refusing is safe either way.
+        return Ok(refused(t, &ImportError::TooLarge { limit }));
+    }
+    let mut token = String::new();
+    let mut upload = Upload::Missing;
+    loop {
+        let field = match multipart.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                return Ok(refused(t, &ImportError::TooLarge { limit }));
+            }
+            Err(e) => return Err(AppError::BadRequest(e.body_text())),
+        };
+        match field.name() {
+            Some("authenticity_token") => {
+                token = field
+                    .text()
+                    .await
+                    .map_err(|e| AppError::BadRequest(e.body_text()))?;
+            }
+            Some("csv_file") => {
+                upload = read_file(field, limit).await?;
+                if let Upload::File(bytes) = &upload
+                    && bytes.len() > limit
+                {
+                    return Ok(refused(t, &ImportError::TooLarge { limit }));
+                }
+            }
+            _ => {} // unknown fields (e.g. the submit button) are ignored
+        }
+    }
+    csrf.verify(&token)?;
+    let bytes = match upload {
+        Upload::File(b) if !b.is_empty() => b,
+        _ => {
+            return Ok(Redirect::with_flash(
+                "/",
+                Flash::alert(t.import_choose_file),
+            ));
+        }
+    };
+    let size = bytes.len();
+    let started = std::time::Instant::now();
+    let outcome = state
+        .db
+        .call(move |conn| {
+            // Decode and validate everything before the transaction, so a refused file never
+            // holds the write lock; then insert all rows in one transaction.
+            let (text, _) = match csv_import::decode(&bytes) {
+                Ok(x) => x,
+                Err(e) => return Ok(Err(e)),
+            };
+            let plan = match csv_import::plan(&text) {
+                Ok(p) => p,
+                Err(e) => return Ok(Err(e)),
+            };
+            let addresses: Vec<_> = plan.rows.iter().map(|r| r.address.clone()).collect();
+            let inserted = addresses::add_many(conn, &addresses)?;
+            let mut duplicates: Vec<(u64, String)> = plan.duplicates.clone();
+            duplicates.extend(inserted.duplicates.iter().map(|&i| {
+                let row = &plan.rows[i];
+                (row.line, row.address.email().to_owned())
+            }));
+            duplicates.sort_unstable();
+            Ok(Ok(Report {
+                imported: inserted.created,
+                duplicates,
+                invalid: plan.invalid,
+            }))
+        })
+        .await?;
+    match outcome {
+        Ok(report) => {
+            tracing::info!(
+                bytes = size,
+                imported = report.imported,
+                duplicates = report.duplicates.len(),
+                invalid = report.invalid.len(),
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "csv imported"
+            );
+            Ok(imported(t, &report))
+        }
+        Err(e) => {
+            tracing::info!(bytes = size, error = %e, "csv refused");
+            Ok(refused(t, &e))
+        }
+    }
+}
+
+/// Reads the file field, stopping as soon as it passes `limit` (the body limit would stop
+/// it a little later anyway; this gives the clear message).
+async fn read_file(
+    mut field: axum::extract::multipart::Field<'_>,
+    limit: usize,
+) -> Result<Upload, AppError> {
+    let mut bytes = Vec::new();
+    loop {
+        match field.chunk().await {
+            Ok(Some(chunk)) => {
+                bytes.extend_from_slice(&chunk);
+                if bytes.len() > limit {
+                    return Ok(Upload::File(bytes));
+                }
+            }
+            Ok(None) => return Ok(Upload::File(bytes)),
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                return Ok(Upload::File(vec![0; limit + 1]));
+            }
+            Err(e) => return Err(AppError::BadRequest(e.body_text())),
+        }
+    }
+}
+
+fn imported(t: &Texts, r: &Report) -> Redirect {
+    let msg = fill(
+        t.flash_imported,
+        &[
+            ("n", &thousands(r.imported as i64)),
+            ("dup", &thousands(r.duplicates.len() as i64)),
+            ("bad", &thousands(r.invalid.len() as i64)),
+        ],
+    );
+    let mut lines: Vec<(u64, String)> = r
+        .duplicates
+        .iter()
+        .map(|(line, email)| {
+            let text = fill(
+                t.line_duplicate,
+                &[("line", &line.to_string()), ("email", email)],
+            );
+            (*line, text)
+        })
+        .chain(r.invalid.iter().map(|(line, why)| {
+            let reason = super::addresses::invalid_message(t, *why);
+            (
+                *line,
+                fill(
+                    t.line_invalid,
+                    &[("line", &line.to_string()), ("reason", reason)],
+                ),
+            )
+        }))
+        .collect();
+    lines.sort_by_key(|(line, _)| *line);
+    let flash = if r.duplicates.is_empty() && r.invalid.is_empty() {
+        Flash::notice(msg)
+    } else if r.imported == 0 {
+        Flash::alert(msg)
+    } else {
+        Flash::notice(msg)
+    };
+    Redirect::with_flash(
+        "/",
+        flash.with_details(listed(t, lines.into_iter().map(|(_, s)| s).collect())),
+    )
+}
+
+fn refused(t: &Texts, e: &ImportError) -> Redirect {
+    let (msg, details) = match e {
+        ImportError::Empty => (t.import_choose_file.to_owned(), Vec::new()),
+        ImportError::TooLarge { limit } => (
+            fill(t.import_too_large, &[("limit", &human_bytes(*limit))]),
+            Vec::new(),
+        ),
+        ImportError::NotText => (t.import_not_text.to_owned(), Vec::new()),
+        ImportError::MissingColumns(cols) => (
+            fill(t.import_missing_columns, &[("cols", &cols.join(", "))]),
+            Vec::new(),
+        ),
+        ImportError::Formula(lines) => (
+            t.import_formula.to_owned(),
+            lines
+                .iter()
+                .map(|l| fill(t.line_formula, &[("line", &l.to_string())]))
+                .collect(),
+        ),
+        ImportError::Malformed(line) => (
+            fill(t.import_malformed, &[("line", &line.to_string())]),
+            Vec::new(),
+        ),
+    };
+    Redirect::with_flash("/", Flash::alert(msg).with_details(listed(t, details)))
+}
+
+/// At most [`MAX_LISTED`] lines, then "and N more".
+fn listed(t: &Texts, mut lines: Vec<String>) -> Vec<String> {
+    if lines.len() > MAX_LISTED {
+        let more = lines.len() - MAX_LISTED;
+        lines.truncate(MAX_LISTED);
+        lines.push(fill(t.and_more, &[("n", &thousands(more as i64))]));
+    }
+    lines
+}
+
+/// `10485760` → `10 MB`.
+fn human_bytes(n: usize) -> String {
+    if n >= 1024 * 1024 && n.is_multiple_of(1024 * 1024) {
+        format!("{} MB", n / (1024 * 1024))
+    } else if n >= 1024 * 1024 {
+        format!("{:.1} MB", n as f64 / (1024.0 * 1024.0))
+    } else {
+        format!("{} KB", n.div_ceil(1024))
+    }
+}

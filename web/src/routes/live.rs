@@ -1,0 +1,45 @@
+//! `GET /progress` (the HTML fragment the page polls) and `GET /mail_jobs.json`.
+
+use crate::error::AppError;
+use crate::i18n::Lang;
+use crate::live::{self, Live};
+use crate::mail_jobs::MailJob;
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::http::header::CACHE_CONTROL;
+use axum::response::{Html, IntoResponse, Response};
+use minijinja::context;
+use serde::Deserialize;
+
+/// Most bulk sends one JSON request returns.
+const MAX_JSON_LIMIT: usize = 100;
+
+pub(super) async fn progress(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let lang = Lang::from_headers(&headers);
+    let live: Live = live::snapshot(&state).await?;
+    let html = crate::templates::render(
+        &state.templates,
+        "pages/_live.html",
+        context! { t => lang.texts(), live },
+    )?;
+    Ok(([(CACHE_CONTROL, "no-store")], Html(html)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct JsonQuery {
+    limit: Option<usize>,
+}
+
+pub(super) async fn mail_jobs_json(
+    State(state): State<AppState>,
+    Query(q): Query<JsonQuery>,
+) -> Result<Response, AppError> {
+    let limit = q.limit.unwrap_or(20).clamp(1, MAX_JSON_LIMIT);
+    let (jobs, _redis_ok): (Vec<MailJob>, bool) = live::mail_jobs(&state, limit).await?;
+    Ok(([(CACHE_CONTROL, "no-store")], Json(jobs)).into_response())
+}

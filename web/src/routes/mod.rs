@@ -1,0 +1,71 @@
+//! HTTP routes, one module per area, and the [`router`] that wires them with the middleware
+//! stack (trace span → metrics → basic auth → body limit → handler).
+
+mod addresses;
+mod bulk_send;
+mod health;
+mod import;
+mod lang;
+mod live;
+
+use crate::error::AppError;
+use crate::state::AppState;
+use crate::{basic_auth, http_metrics, sidekiq_proxy};
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::middleware::from_fn_with_state;
+use axum::routing::{any, get, post};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+/// Largest urlencoded form body (every form but the CSV upload is a few hundred bytes).
+pub const FORM_BODY_LIMIT: usize = 64 * 1024;
+/// Room for the multipart framing and the token around the CSV file itself.
+const MULTIPART_OVERHEAD: usize = 64 * 1024;
+
+/// The whole application as a router over `state`.
+pub fn router(state: AppState) -> Router {
+    let upload_limit = state.config.max_upload_bytes + MULTIPART_OVERHEAD;
+    Router::new()
+        .route("/", get(addresses::index))
+        .route("/emails", get(addresses::index).post(addresses::create))
+        .route(
+            "/emails/{id}",
+            post(addresses::destroy_form).delete(addresses::destroy),
+        )
+        .route(
+            "/emails/import_csv",
+            post(import::import_csv).layer(DefaultBodyLimit::max(upload_limit)),
+        )
+        .route("/emails/generate", post(addresses::generate))
+        .route("/emails/bulk_send", post(bulk_send::bulk_send))
+        .route("/progress", get(live::progress))
+        .route("/mail_jobs.json", get(live::mail_jobs_json))
+        .route("/lang/{code}", get(lang::switch))
+        .route("/health", get(health::health))
+        .route("/health/live", get(health::live))
+        .route("/health/ready", get(health::ready))
+        .route("/metrics", get(health::metrics))
+        .route("/sidekiq", any(sidekiq_proxy::handle))
+        .route("/sidekiq/{*rest}", any(sidekiq_proxy::handle))
+        .fallback(|| async { AppError::NotFound })
+        .layer(DefaultBodyLimit::max(FORM_BODY_LIMIT))
+        .layer(from_fn_with_state(state.clone(), basic_auth::require))
+        .layer(from_fn_with_state(
+            state.metrics.clone(),
+            http_metrics::track,
+        ))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request| {
+                    // The route template, not the raw URI: bounded values, no search terms.
+                    let route = req
+                        .extensions()
+                        .get::<MatchedPath>()
+                        .map_or("unmatched", MatchedPath::as_str);
+                    tracing::info_span!("http_request", method = %req.method(), route)
+                })
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
+        .with_state(state)
+}

@@ -1,0 +1,72 @@
+//! The state every handler shares, built once at start.
+
+use crate::basic_auth::Credentials;
+use crate::config::Config;
+use crate::db::Db;
+use crate::http_metrics::HttpMetrics;
+use crate::sidekiq_proxy::SidekiqProxy;
+use crate::sidekiq_redis::SidekiqRedis;
+use crate::throughput::Throughput;
+use anyhow::Context;
+use axum::extract::FromRef;
+use minijinja::Environment;
+use std::sync::Arc;
+
+/// Shared state; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The configuration.
+    pub config: Arc<Config>,
+    /// SQLite.
+    pub db: Db,
+    /// The Sidekiq Redis.
+    pub redis: Arc<SidekiqRedis>,
+    /// Templates.
+    pub templates: Arc<Environment<'static>>,
+    /// HTTP request metrics.
+    pub metrics: HttpMetrics,
+    /// Jobs-per-second samples.
+    pub throughput: Arc<Throughput>,
+    /// `/sidekiq` proxy, when `SIDEKIQ_WEB_URL` is set.
+    pub proxy: Option<SidekiqProxy>,
+}
+
+impl AppState {
+    /// Opens and migrates the database and compiles the templates. Redis is connected on
+    /// first use, so the web starts while Redis is down (and says so on `/health/ready`).
+    ///
+    /// # Errors
+    /// The database cannot be opened or migrated, or a template does not compile.
+    pub fn new(config: Config) -> anyhow::Result<Self> {
+        let db = Db::open(&config.database_path)
+            .with_context(|| format!("open database {}", config.database_path.display()))?;
+        let templates = crate::templates::environment().context("compile templates")?;
+        Ok(AppState {
+            redis: Arc::new(SidekiqRedis::new(config.redis_url.clone())),
+            proxy: config.sidekiq_web_url.as_deref().map(SidekiqProxy::new),
+            config: Arc::new(config),
+            db,
+            templates: Arc::new(templates),
+            metrics: HttpMetrics::default(),
+            throughput: Arc::new(Throughput::default()),
+        })
+    }
+}
+
+impl FromRef<AppState> for HttpMetrics {
+    fn from_ref(s: &AppState) -> Self {
+        s.metrics.clone()
+    }
+}
+
+impl FromRef<AppState> for Option<SidekiqProxy> {
+    fn from_ref(s: &AppState) -> Self {
+        s.proxy.clone()
+    }
+}
+
+impl FromRef<AppState> for Credentials {
+    fn from_ref(s: &AppState) -> Self {
+        s.config.basic_auth.clone().map(Arc::new)
+    }
+}
