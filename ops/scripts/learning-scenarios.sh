@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# 学習シナリオ実行スクリプト（手順の表示と、状態確認コマンドの実行）。
+#   ops/scripts/learning-scenarios.sh [sidekiq|hpa|argocd|unleash|rollouts]
+set -euo pipefail
+# shellcheck source=ops/scripts/lib.sh
+source "$(dirname "$0")/lib.sh"
+
+N=$NAMESPACE
+
+info "=== 学習シナリオ実行スクリプト ==="
+info ""
+
+case "${1:-}" in
+  sidekiq)
+    info "=== Sidekiq学習シナリオ ==="
+    info "1. Web画面にアクセス: kubectl port-forward svc/mail-web -n ${N} 3000:80"
+    info "2. http://localhost:3000 でメール送信テスト（admin / admin）"
+    info "3. http://localhost:3000/sidekiq でSidekiq管理画面確認（Ruby の Sidekiq Web をそのまま使用）"
+    info "4. 1000件送信ボタンでキュー確認（Queues / Busy 画面、Rust ワーカーも Busy に表示されます）"
+    info "5. エラーシミュレーションで失敗ジョブ確認 → Retries から再試行、Dead から復活"
+    info "6. 送信されたメール: kubectl port-forward svc/mailcatcher -n ${N} 1080:1080 → http://localhost:1080"
+    info "7. Busy 画面の Quiet / Stop ボタン: ワーカーが新規取得を止める / 終了する様子を確認"
+    info ""
+    info "ログ確認:"
+    info "   kubectl logs deployment/mail-sidekiq -n ${N} -f"
+    ;;
+  hpa)
+    info "=== HPA学習シナリオ ==="
+    info "1. 現在のPod数確認:"
+    run kubectl get pods -n "$N" -l app=mail-sidekiq
+    info ""
+    info "2. HPA状況確認:"
+    run kubectl get hpa mail-sidekiq-hpa -n "$N"
+    info ""
+    info "3. CPU使用率監視（metrics-server が必要: minikube addons enable metrics-server）:"
+    info "   kubectl top pods -n ${N} -l app=mail-sidekiq"
+    info "   kubectl get hpa mail-sidekiq-hpa -n ${N} -w"
+    info ""
+    info "4. 10000件送信ボタンを押し、Pod数の変化を観察"
+    info ""
+    info "ポイント: メール送信は I/O 待ちが中心なので CPU はあまり上がりません。"
+    info "   キューに何千件も溜まっていても CPU 70% に届かず、スケールしないことがあります。"
+    info "   これが CPU を指標にする限界です。キューの長さ（sidekiq_queue_enqueued_jobs）で"
+    info "   スケールする方法は prod overlay（External metric）と docs/operations.md（KEDA）を参照。"
+    info "   キュー長の確認: kubectl exec -n ${N} deploy/redis -- redis-cli llen queue:default"
+    info "   prod の External metric 確認:"
+    info "   kubectl get --raw /apis/external.metrics.k8s.io/v1beta1/namespaces/mail-app-prod/sidekiq_queue_enqueued_jobs"
+    ;;
+  argocd)
+    info "=== Argo CD学習シナリオ ==="
+    info "GUI操作:"
+    info "1. kubectl port-forward svc/argocd-server -n argocd 8080:443"
+    info "2. https://localhost:8080 でGUI確認（admin / setup-argocd.sh が表示したパスワード）"
+    info ""
+    info "CLI操作:"
+    info "1. ログイン: argocd login localhost:8080 --username admin --insecure"
+    info "2. アプリ一覧: argocd app list"
+    info "3. 同期実行: argocd app sync mail-app"
+    info "4. 状況確認: argocd app get mail-app"
+    info "5. 履歴: argocd app history mail-app"
+    info ""
+    info "GitOps実践:"
+    info "1. ops/k8s/base/hpa.yaml の maxReplicas などを変更して commit & push → 自動同期を確認"
+    info "2. kubectl で直接変更（例: kubectl scale deploy/mail-web -n ${N} --replicas=0）→ selfHeal で戻る"
+    info "3. ロールバック: 自動同期中は argocd app rollback が拒否されます。"
+    info "   argocd app set mail-app --sync-policy none → argocd app rollback mail-app <ID>"
+    info "   → git revert で Git を直す → argocd app set mail-app --sync-policy automated --self-heal --auto-prune"
+    info ""
+    info "現在の状態:"
+    run kubectl get applications -n argocd
+    ;;
+  unleash)
+    info "=== Unleash学習シナリオ ==="
+    info "1. 管理画面アクセス: kubectl port-forward svc/unleash -n ${N} 4242:4242"
+    info "2. http://localhost:4242 でUnleash管理画面確認（admin / unleash4all）"
+    info "3. フラグ作成（管理 API で自動作成）: ops/scripts/unleash-flags.sh"
+    info "   - bulk-send-10000: 10000件送信ボタンの ON/OFF"
+    info "   - send_strategy:   バリアント default / priority（priority は high キューへ投入）"
+    info "4. 管理画面でフラグを OFF にし、SDK から見える内容が変わることを確認:"
+    info "   curl -s http://localhost:4242/api/client/features -H 'Authorization: default:development.unleash-insecure-api-token'"
+    info "   （SDK は既定15秒ごとにこれを取得します）"
+    info "5. send_strategy の重みを変えて A/B テスト（段階的リリース）を体験"
+    info ""
+    info "注意: Unleash は PostgreSQL 専用です（設計書の SQLite 設定では起動しません）。"
+    info "      サーバーが落ちてもアプリは最後に取得したフラグ値で動き続けます（未取得なら OFF）。"
+    ;;
+  rollouts)
+    info "=== Argo Rollouts学習シナリオ ==="
+    info "0. 準備: ops/scripts/setup-rollouts.sh && ops/scripts/deploy-rollout.sh"
+    info "1. Dashboard起動: kubectl argo rollouts dashboard -n ${N}"
+    info "2. http://localhost:3100 でRollouts管理画面確認"
+    info "3. カナリアデプロイ実行: ops/scripts/rollout-scenarios.sh canary"
+    info "4. ロールバック操作: ops/scripts/rollout-scenarios.sh rollback"
+    info "5. 詳細シナリオ: ops/scripts/rollout-scenarios.sh [canary|bluegreen|rollback|analysis]"
+    ;;
+  *)
+    info "使用方法: $0 [sidekiq|hpa|argocd|unleash|rollouts]"
+    info ""
+    info "利用可能なシナリオ:"
+    info "  sidekiq  - Sidekiqキュー管理学習"
+    info "  hpa      - HPA自動スケーリング学習"
+    info "  argocd   - Argo CD GUI/CLI操作学習"
+    info "  unleash  - Unleashフィーチャーフラグ学習"
+    info "  rollouts - Argo Rolloutsデプロイ戦略学習"
+    [ -z "${1:-}" ] || exit 2
+    ;;
+esac
