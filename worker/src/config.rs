@@ -30,7 +30,7 @@ pub struct Settings {
     pub smtp_credentials: Option<(String, String)>,
     /// `SMTP_TLS`: `none`, `starttls` or `tls`.
     pub smtp_tls: SmtpTls,
-    /// `SMTP_TIMEOUT` seconds: one SMTP command.
+    /// `SMTP_TIMEOUT` seconds: connecting, and one whole SMTP transaction.
     pub smtp_timeout: Duration,
     /// `MAIL_FROM`.
     pub mail_from: String,

@@ -14,7 +14,7 @@
 //! - [`scheduler`]: moving due jobs from `retry` and `schedule` to their queues.
 //! - [`heartbeat`]: the Busy-page heartbeat, stats flush and Web UI signals.
 //! - [`stats`]: `stat:*` counters and the Sidekiq 7/8 Metrics-page data.
-//! - [`jobs`]: handlers by job class; [`mailer`]: templates and SMTP.
+//! - [`jobs`]: handlers by job class; [`mailer`]: templates; [`smtp`]: pooled SMTP connections.
 //! - [`metrics`], [`http`]: `/metrics`, `/health/live`, `/health/ready`.
 //! - [`clock`]: wall time with an offset tests can move.
 
@@ -30,6 +30,7 @@ pub mod outcome;
 pub mod retry;
 pub mod runner;
 pub mod scheduler;
+pub mod smtp;
 pub mod stats;
 
 pub use clock::Clock;

@@ -1,12 +1,11 @@
 //! Sending the notification mail: minijinja templates from `templates/emails/` (embedded at
 //! build time, so the binary needs no files at run time) and lettre's pooled async SMTP.
 
-use crate::config::{Settings, SmtpTls};
+use crate::config::Settings;
+use crate::smtp::{PoolError, SmtpPool};
 use chrono::{DateTime, Utc};
+use lettre::Message;
 use lettre::message::{Mailbox, MultiPart, SinglePart, header::ContentType};
-use lettre::transport::smtp::PoolConfig;
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use minijinja::Environment;
 
 /// The seed's subject line.
@@ -53,29 +52,26 @@ impl SendError {
     }
 }
 
-/// Could not set up the transport or templates.
+/// Could not set up the templates or the sender address.
 #[derive(Debug, thiserror::Error)]
 pub enum MailerError {
     /// `MAIL_FROM` is not an address.
     #[error("MAIL_FROM {0:?} is not a valid mailbox")]
     From(String),
-    /// TLS or transport setup.
-    #[error("SMTP transport: {0}")]
-    Transport(#[from] lettre::transport::smtp::Error),
     /// A template does not parse.
     #[error("template: {0}")]
     Template(#[from] minijinja::Error),
 }
 
-/// A pooled SMTP sender with its templates.
+/// Templates plus a pool of SMTP connections.
 pub struct Mailer {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
+    pool: SmtpPool,
     from: Mailbox,
     templates: Environment<'static>,
 }
 
 impl Mailer {
-    /// Builds the transport (connections are opened lazily and pooled, one per worker slot).
+    /// Loads the templates; connections are opened lazily.
     ///
     /// # Errors
     /// [`MailerError`].
@@ -84,28 +80,11 @@ impl Mailer {
             .mail_from
             .parse()
             .map_err(|_| MailerError::From(settings.mail_from.clone()))?;
-        let mut builder = match settings.smtp_tls {
-            SmtpTls::None => {
-                AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&settings.smtp_host)
-            }
-            SmtpTls::StartTls => {
-                AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&settings.smtp_host)?
-            }
-            SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&settings.smtp_host)?,
-        }
-        .port(settings.smtp_port)
-        .timeout(Some(settings.smtp_timeout))
-        .pool_config(
-            PoolConfig::new().max_size(u32::try_from(settings.concurrency).unwrap_or(u32::MAX)),
-        );
-        if let Some((user, pass)) = &settings.smtp_credentials {
-            builder = builder.credentials(Credentials::new(user.clone(), pass.clone()));
-        }
         let mut templates = Environment::new();
         templates.add_template("notification.html.jinja", HTML)?;
         templates.add_template("notification.txt.jinja", TEXT)?;
         Ok(Mailer {
-            transport: builder.build(),
+            pool: SmtpPool::new(settings),
             from,
             templates,
         })
@@ -122,11 +101,17 @@ impl Mailer {
         now: DateTime<Utc>,
     ) -> Result<(), SendError> {
         let message = self.compose(to, name, now)?;
-        self.transport
-            .send(message)
+        match self
+            .pool
+            .send(message.envelope(), &message.formatted())
             .await
-            .map(|_| ())
-            .map_err(classify)
+        {
+            Ok(()) => Ok(()),
+            Err(PoolError::Smtp(e)) => Err(classify(e)),
+            Err(PoolError::Timeout) => {
+                Err(SendError::Timeout("no answer within SMTP_TIMEOUT".into()))
+            }
+        }
     }
 
     /// The multipart (text + HTML) message, without sending it.

@@ -1,0 +1,139 @@
+//! SMTP connections, pooled by us rather than by lettre.
+//!
+//! lettre's async pool puts a connection back when the send future is dropped, even in the
+//! middle of a transaction, and tests it later with a NOOP that has no timeout: one stalled
+//! server then poisons every later send. Here a connection goes back to the pool only after
+//! a successful transaction; on any error or timeout it is dropped. Idle connections older
+//! than a couple of seconds are checked with NOOP (inside the same timeout) before reuse.
+
+use crate::config::{Settings, SmtpTls};
+use lettre::address::Envelope;
+use lettre::transport::smtp::Error as SmtpError;
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
+use lettre::transport::smtp::extension::ClientId;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Idle connections younger than this are reused without a NOOP round trip.
+const FRESH: Duration = Duration::from_secs(2);
+
+struct Idle {
+    conn: AsyncSmtpConnection,
+    since: Instant,
+}
+
+/// Why a send did not go through.
+#[derive(Debug)]
+pub enum PoolError {
+    /// lettre reported an SMTP or network error.
+    Smtp(SmtpError),
+    /// Nothing within the timeout.
+    Timeout,
+}
+
+/// A pool of SMTP connections to one server.
+pub struct SmtpPool {
+    host: String,
+    port: u16,
+    tls: SmtpTls,
+    credentials: Option<Credentials>,
+    hello: ClientId,
+    timeout: Duration,
+    max_idle: usize,
+    idle: Mutex<Vec<Idle>>,
+}
+
+impl SmtpPool {
+    /// A pool keeping at most one idle connection per worker slot.
+    pub fn new(settings: &Settings) -> Self {
+        SmtpPool {
+            host: settings.smtp_host.clone(),
+            port: settings.smtp_port,
+            tls: settings.smtp_tls,
+            credentials: settings
+                .smtp_credentials
+                .as_ref()
+                .map(|(u, p)| Credentials::new(u.clone(), p.clone())),
+            hello: ClientId::default(),
+            timeout: settings.smtp_timeout,
+            max_idle: settings.concurrency,
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Sends one message; the whole transaction (including connecting) gets `SMTP_TIMEOUT`.
+    ///
+    /// # Errors
+    /// [`PoolError`].
+    pub async fn send(&self, envelope: &Envelope, message: &[u8]) -> Result<(), PoolError> {
+        let attempt = async {
+            let mut conn = self.checkout().await.map_err(PoolError::Smtp)?;
+            // On error lettre has already aborted the connection; it is dropped here.
+            conn.send(envelope, message)
+                .await
+                .map_err(PoolError::Smtp)?;
+            self.checkin(conn);
+            Ok(())
+        };
+        tokio::time::timeout(self.timeout, attempt)
+            .await
+            .unwrap_or(Err(PoolError::Timeout))
+    }
+
+    async fn checkout(&self) -> Result<AsyncSmtpConnection, SmtpError> {
+        loop {
+            let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+            let Some(mut idle) = idle else { break };
+            if idle.conn.has_broken() {
+                continue;
+            }
+            if idle.since.elapsed() < FRESH || idle.conn.test_connected().await {
+                return Ok(idle.conn);
+            }
+        }
+        self.connect().await
+    }
+
+    fn checkin(&self, conn: AsyncSmtpConnection) {
+        if conn.has_broken() {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < self.max_idle {
+            idle.push(Idle {
+                conn,
+                since: Instant::now(),
+            });
+        }
+    }
+
+    async fn connect(&self) -> Result<AsyncSmtpConnection, SmtpError> {
+        let server = (self.host.as_str(), self.port);
+        let timeout = Some(self.timeout);
+        let mut conn = match self.tls {
+            SmtpTls::None => {
+                AsyncSmtpConnection::connect_tokio1(server, timeout, &self.hello, None, None)
+                    .await?
+            }
+            SmtpTls::Tls => {
+                let tls = TlsParameters::new(self.host.clone())?;
+                AsyncSmtpConnection::connect_tokio1(server, timeout, &self.hello, Some(tls), None)
+                    .await?
+            }
+            SmtpTls::StartTls => {
+                let mut c =
+                    AsyncSmtpConnection::connect_tokio1(server, timeout, &self.hello, None, None)
+                        .await?;
+                c.starttls(TlsParameters::new(self.host.clone())?, &self.hello)
+                    .await?;
+                c
+            }
+        };
+        if let Some(credentials) = &self.credentials {
+            conn.auth(&[Mechanism::Plain, Mechanism::Login], credentials)
+                .await?;
+        }
+        Ok(conn)
+    }
+}
