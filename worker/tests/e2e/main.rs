@@ -10,6 +10,8 @@
 
 mod delivery;
 mod failures;
+mod no_loss;
+mod webui;
 
 use mail_worker::{Clock, Handle, Settings};
 use serde_json::Value;
