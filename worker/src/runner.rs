@@ -576,34 +576,14 @@ async fn execute(shared: &Shared, ctx: &JobContext, lease: &Lease) {
         None
     };
 
-    let inner = {
+    let result = {
         let (ctx, job) = (ctx.clone(), job.clone());
-        tokio::spawn(async move { jobs::perform(&ctx, &job).await })
+        run_isolated(
+            async move { jobs::perform(&ctx, &job).await },
+            shared.settings.job_timeout,
+        )
+        .await
     };
-    let guard = AbortOnDrop(inner.abort_handle());
-    let result = match tokio::time::timeout(shared.settings.job_timeout, inner).await {
-        Ok(Ok(r)) => r,
-        Ok(Err(join)) => Err(Failure {
-            class: if join.is_panic() {
-                "Panic".into()
-            } else {
-                "Cancelled".into()
-            },
-            message: panic_message(join),
-            backtrace: vec![format!("mail-worker: {class} panicked")],
-            permanent: false,
-        }),
-        Err(_) => Err(Failure {
-            class: "JobTimeoutError".into(),
-            message: format!(
-                "job ran longer than JOB_TIMEOUT ({:?})",
-                shared.settings.job_timeout
-            ),
-            backtrace: vec![],
-            permanent: false,
-        }),
-    };
-    drop(guard);
     let secs = t0.elapsed().as_secs_f64();
     let now = shared.clock.now();
     let now_utc =
@@ -673,6 +653,35 @@ async fn execute(shared: &Shared, ctx: &JobContext, lease: &Lease) {
         Err(f) => {
             tracing::warn!(jid = %job.jid(), class = %class, queue = %lease.queue, duration_ms = ms, outcome = outcome_name, error_class = %f.class, error = %f.message, retry_count = ?job.retry_count(), recorded, "job failed")
         }
+    }
+}
+
+/// Runs a job on its own task, so that a panic or a timeout is an ordinary failure (retried
+/// like any other) and never costs a worker slot. Aborting the caller aborts the job too.
+pub async fn run_isolated<F>(job: F, timeout: Duration) -> Result<Performed, Failure>
+where
+    F: std::future::Future<Output = Result<Performed, Failure>> + Send + 'static,
+{
+    let inner = tokio::spawn(job);
+    let _guard = AbortOnDrop(inner.abort_handle());
+    match tokio::time::timeout(timeout, inner).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(join)) => Err(Failure {
+            class: if join.is_panic() {
+                "Panic".into()
+            } else {
+                "Cancelled".into()
+            },
+            message: panic_message(join),
+            backtrace: vec!["mail-worker: job task panicked".into()],
+            permanent: false,
+        }),
+        Err(_) => Err(Failure {
+            class: "JobTimeoutError".into(),
+            message: format!("job ran longer than JOB_TIMEOUT ({timeout:?})"),
+            backtrace: vec![],
+            permanent: false,
+        }),
     }
 }
 
@@ -787,5 +796,57 @@ async fn shutdown(shared: &Arc<Shared>, tracker: &TaskTracker) {
         Err(e) => {
             tracing::error!(error = %e, "could not empty the in-progress lists; another process will recover them")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_job_is_an_ordinary_retryable_failure() {
+        let r = run_isolated(async { panic!("boom") }, Duration::from_secs(5)).await;
+        let f = r.unwrap_err();
+        assert_eq!(f.class, "Panic");
+        assert_eq!(f.message, "boom");
+        assert!(!f.permanent);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_job_over_its_timeout_fails_and_is_stopped() {
+        let finished = Arc::new(AtomicBool::new(false));
+        let flag = finished.clone();
+        let r = run_isolated(
+            async move {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                flag.store(true, Ordering::SeqCst);
+                Ok(Performed::Done)
+            },
+            Duration::from_secs(60),
+        )
+        .await;
+        assert_eq!(r.unwrap_err().class, "JobTimeoutError");
+        tokio::time::sleep(Duration::from_secs(7200)).await;
+        assert!(
+            !finished.load(Ordering::SeqCst),
+            "the timed-out job was aborted, not left running"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_successful_job_passes_through() {
+        assert_eq!(
+            run_isolated(async { Ok(Performed::Delivered) }, Duration::from_secs(1))
+                .await
+                .unwrap(),
+            Performed::Delivered
+        );
+    }
+
+    #[test]
+    fn slot_ids_are_base36() {
+        assert_eq!(radix36(0), "0");
+        assert_eq!(radix36(35), "z");
+        assert_eq!(radix36(36), "10");
     }
 }
