@@ -24,7 +24,12 @@ async fn main() -> anyhow::Result<()> {
     let mut int = signal(SignalKind::interrupt())?;
     let mut tstp = signal(SignalKind::from_raw(libc::SIGTSTP))?;
     let mut ttin = signal(SignalKind::from_raw(libc::SIGTTIN))?;
-    let handle = mail_worker::start(settings, Clock::system()).await?;
+    // Start waits (with backoff) for Redis; a stop signal meanwhile must still end the process.
+    let handle = tokio::select! {
+        started = mail_worker::start(settings, Clock::system()) => started?,
+        _ = term.recv() => return Ok(()),
+        _ = int.recv() => return Ok(()),
+    };
     let controls = handle.controls();
     tokio::spawn(async move {
         let mut stops = 0;

@@ -122,3 +122,44 @@ async fn redis_restart_mid_burst_loses_nothing() {
     worker.stop();
     worker.wait().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_worker_started_before_redis_waits_for_it_instead_of_crashing() {
+    let mut redis = RedisServer::start();
+    redis.stop();
+    let smtp = SmtpServer::start().await;
+    let mut child = spawn_binary(&binary_env(&redis, smtp.port()));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "no crash while Redis is down"
+    );
+    redis.restart();
+    let client = sidekiq_wire::Client::connect(&redis.url()).await.unwrap();
+    let job = sidekiq_wire::mail::MailSenderArgs {
+        to: "late@example.test".into(),
+        name: None,
+        email_id: None,
+        mail_job_id: None,
+        simulate_error: false,
+    }
+    .into_job("default");
+    client.push(job).await.unwrap();
+    smtp.wait_for(1, Duration::from_secs(20)).await;
+    signal(&child, libc::SIGTERM);
+    assert!(child.wait().await.unwrap().success());
+}
+
+#[tokio::test]
+async fn sigterm_while_waiting_for_redis_exits_promptly() {
+    let mut redis = RedisServer::start();
+    redis.stop();
+    let mut child = spawn_binary(&binary_env(&redis, 1));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    signal(&child, libc::SIGTERM);
+    let status = tokio::time::timeout(Duration::from_secs(5), child.wait())
+        .await
+        .expect("exits within 5 s")
+        .unwrap();
+    assert!(status.success());
+}

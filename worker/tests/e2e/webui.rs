@@ -91,6 +91,11 @@ async fn every_page_renders_our_data() {
     assert_eq!(status, 200, "Busy");
     assert!(busy.contains(worker.identity()), "our process is listed");
     assert!(
+        busy.contains("<td>10</td>"),
+        "its concurrency (threads) is shown"
+    );
+    assert!(busy.contains("<td>1</td>"), "and its busy count");
+    assert!(
         busy.contains("busy@example.test"),
         "the running job is listed"
     );
@@ -254,7 +259,10 @@ async fn quiet_and_stop_from_the_busy_page_drive_the_real_binary() {
     })
     .await;
     let (_, busy) = web.get("/busy").await;
-    assert!(busy.contains("quiet"), "Busy page shows the quiet label");
+    assert!(
+        busy.contains(r#"<span class="label label-danger">quiet</span>"#),
+        "Busy page shows the quiet label"
+    );
     let client = Client::connect(&redis.url()).await.unwrap();
     client.push(mail("waiting@example.test", 3)).await.unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
