@@ -4,7 +4,7 @@
 //! rusqlite is blocking, so every query runs in [`Db::call`] on tokio's blocking pool with a
 //! connection taken from a small idle list (WAL lets readers run beside the one writer).
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -117,13 +117,25 @@ impl Db {
         .map_err(|e| DbError::Task(e.to_string()))?
     }
 
-    /// `SELECT 1` through the pool: the readiness check.
+    /// The readiness check: a fresh connection (no create) reads the schema, so a deleted,
+    /// replaced or corrupted file is noticed. (`SELECT 1` on a pooled connection would
+    /// succeed without touching the file at all.)
     ///
     /// # Errors
     /// [`DbError`].
     pub async fn ping(&self) -> Result<(), DbError> {
-        self.call(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))
-            .await
+        let path = self.inner.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = Connection::open_with_flags(
+                &path,
+                OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?;
+            conn.busy_timeout(Duration::from_secs(2))?;
+            conn.query_row("SELECT COUNT(*) FROM sqlite_master", [], |_| Ok(()))?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| DbError::Task(e.to_string()))?
     }
 }
 

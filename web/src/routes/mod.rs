@@ -47,6 +47,8 @@ pub fn router(state: AppState) -> Router {
         .route("/health/ready", get(health::ready))
         .route("/metrics", get(health::metrics))
         .route("/sidekiq", any(sidekiq_proxy::handle))
+        // `{*rest}` needs at least one character, so the dashboard's `/sidekiq/` is its own route.
+        .route("/sidekiq/", any(sidekiq_proxy::handle))
         .route("/sidekiq/{*rest}", any(sidekiq_proxy::handle))
         .fallback(|| async { AppError::NotFound })
         .layer(DefaultBodyLimit::max(FORM_BODY_LIMIT))

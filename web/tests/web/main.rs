@@ -1,0 +1,19 @@
+//! Router tests (`oneshot` against `mail_web::router`, a temp SQLite per test, a private
+//! `redis-server` where Redis matters) and end-to-end tests with the real binaries.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    missing_docs,
+    reason = "tests"
+)]
+
+mod support;
+
+mod addresses;
+mod bulk_send;
+mod csv;
+mod e2e;
+mod health;
+mod progress;
+mod proxy;
+mod security;

@@ -1,0 +1,158 @@
+//! CSRF, basic auth, body limits, unknown routes.
+
+use crate::support::{TestApp, text};
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use base64::Engine;
+
+/// The urlencoded forms; the multipart upload is checked below.
+const FORM_POSTS: [&str; 4] = [
+    "/emails",
+    "/emails/1",
+    "/emails/generate",
+    "/emails/bulk_send",
+];
+
+#[tokio::test]
+async fn every_form_post_needs_the_matching_token() {
+    let app = TestApp::new().await;
+    app.seed(5).await;
+    for uri in FORM_POSTS {
+        let fields: &[(&str, &str)] = &[
+            ("email[name]", "A"),
+            ("email[email]", "a@example.test"),
+            ("_method", "delete"),
+            ("count", "1"),
+        ];
+        // Missing token.
+        let res = app.post_raw_form(uri, fields).await;
+        assert_eq!(res.status(), StatusCode::FORBIDDEN, "{uri} without token");
+        assert!(text(res).await.contains("不正なリクエストです"));
+        // Wrong token.
+        let mut wrong = vec![("authenticity_token", "0".repeat(64))];
+        wrong.extend(fields.iter().map(|(k, v)| (*k, v.to_string())));
+        let wrong: Vec<(&str, &str)> = wrong.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let res = app.post_raw_form(uri, &wrong).await;
+        assert_eq!(
+            res.status(),
+            StatusCode::FORBIDDEN,
+            "{uri} with a wrong token"
+        );
+    }
+    // The right token but no cookie (a cross-site POST carries no SameSite=Lax cookie).
+    let res = app
+        .send(
+            Request::post("/emails")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .header("cookie", "other=1")
+                .body(Body::from(format!(
+                    "authenticity_token={}&email%5Bname%5D=A&email%5Bemail%5D=a%40example.test",
+                    app.token
+                )))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    // Multipart upload without a token.
+    let res = app.upload(None, b"name,email\nA,a@example.test\n").await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let res = app
+        .upload(Some(&"f".repeat(64)), b"name,email\nA,a@example.test\n")
+        .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert_eq!(app.email_count().await, 5, "nothing changed");
+}
+
+#[tokio::test]
+async fn the_token_cookie_is_http_only_and_same_site() {
+    let app = TestApp::new().await;
+    let res = app
+        .send(
+            Request::get("/")
+                .header("cookie", "x=1")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    let set = res.headers()["set-cookie"].to_str().unwrap();
+    assert!(set.starts_with("_mail_web_csrf="));
+    assert!(set.contains("HttpOnly"));
+    assert!(set.contains("SameSite=Lax"));
+}
+
+fn basic(user: &str, pass: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
+    )
+}
+
+#[tokio::test]
+async fn basic_auth_guards_everything_but_health_and_metrics() {
+    let app = TestApp::with(
+        |c| c.basic_auth = Some(("admin".into(), "s3cret".into())),
+        None,
+    )
+    .await;
+    for uri in [
+        "/",
+        "/emails",
+        "/mail_jobs.json",
+        "/progress",
+        "/sidekiq",
+        "/sidekiq/queues",
+    ] {
+        let res = app.get(uri).await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{uri}");
+        assert!(
+            res.headers()["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .starts_with("Basic realm=")
+        );
+        let res = app
+            .get_with(uri, &[("authorization", &basic("admin", "wrong"))])
+            .await;
+        assert_eq!(
+            res.status(),
+            StatusCode::UNAUTHORIZED,
+            "{uri} wrong password"
+        );
+    }
+    let res = app
+        .get_with("/", &[("authorization", &basic("admin", "s3cret"))])
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    for uri in ["/health", "/health/live", "/metrics"] {
+        assert_eq!(app.get(uri).await.status(), StatusCode::OK, "{uri}");
+    }
+    assert_eq!(
+        app.get("/health/ready").await.status(),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "public, and honest about the missing Redis"
+    );
+}
+
+#[tokio::test]
+async fn oversized_forms_are_refused() {
+    let app = TestApp::new().await;
+    let huge = "x".repeat(200 * 1024);
+    let res = app
+        .post_form(
+            "/emails",
+            &[("email[name]", &huge), ("email[email]", "a@example.test")],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(app.email_count().await, 0);
+}
+
+#[tokio::test]
+async fn unknown_pages_are_404_without_internals() {
+    let app = TestApp::new().await;
+    let res = app.get("/admin.php").await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    let body = text(res).await;
+    assert!(body.contains("ページが見つかりません"));
+    assert!(!body.to_lowercase().contains("sqlite"));
+}
