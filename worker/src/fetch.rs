@@ -74,28 +74,56 @@ return out
 ";
 
 /// Moves every list of a dead process back where its jobs came from.
-/// KEYS: owner heartbeat hash, the list, destination (queue list or sorted set), registry, `queues`.
-/// ARGV: registry field, kind (`queue` or `set`), queue name, score for set members,
-/// `check` (only if the owner's heartbeat is gone) or `force` (our own lists at exit).
+/// KEYS: owner heartbeat hash, the list, destination (queue list or sorted set), registry,
+/// `queues`, recovery counts, `dead`.
+/// ARGV: registry field, kind (`queue` or `set`), queue name, now score,
+/// `check` (only if the owner's heartbeat is gone) or `force` (our own lists at exit),
+/// poison-pill limit, dead-set cutoff score.
+///
+/// A job recovered from crashed processes more than the limit allows is probably what
+/// crashes them (Sidekiq Pro's "poison pill"): it goes to the dead set instead of taking
+/// down the next process too. A graceful exit (`force`) does not count.
 static RECOVER: LazyLock<Script> = LazyLock::new(|| Script::new(RECOVER_LUA));
 
 const RECOVER_LUA: &str = r"
-if ARGV[5] == 'check' and redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
-local n = 0
-if ARGV[2] == 'queue' then
-  while redis.call('LMOVE', KEYS[2], KEYS[3], 'RIGHT', 'RIGHT') do n = n + 1 end
-  if n > 0 then redis.call('SADD', KEYS[5], ARGV[3]) end
-else
-  local item = redis.call('RPOP', KEYS[2])
-  while item do
+if ARGV[5] == 'check' and redis.call('EXISTS', KEYS[1]) == 1 then return {-1, 0} end
+local n, poisoned = 0, 0
+local item = redis.call('RPOP', KEYS[2])
+while item do
+  if ARGV[2] == 'queue' then
+    local crashes = 0
+    if ARGV[5] == 'check' then
+      local ok, job = pcall(cjson.decode, item)
+      if ok and type(job) == 'table' and type(job['jid']) == 'string' then
+        crashes = redis.call('HINCRBY', KEYS[6], job['jid'], 1)
+        redis.call('EXPIRE', KEYS[6], 86400)
+      end
+    end
+    if crashes > tonumber(ARGV[6]) then
+      redis.call('ZADD', KEYS[7], ARGV[4], item)
+      redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', ARGV[7])
+      redis.call('ZREMRANGEBYRANK', KEYS[7], 0, -10000)
+      poisoned = poisoned + 1
+    else
+      redis.call('RPUSH', KEYS[3], item)
+      redis.call('SADD', KEYS[5], ARGV[3])
+      n = n + 1
+    end
+  else
     redis.call('ZADD', KEYS[3], ARGV[4], item)
     n = n + 1
-    item = redis.call('RPOP', KEYS[2])
   end
+  item = redis.call('RPOP', KEYS[2])
 end
 redis.call('HDEL', KEYS[4], ARGV[1])
-return n
+return {n, poisoned}
 ";
+
+/// HASH: jid ⇒ how often it was recovered from a crashed process (kept a day).
+pub const RECOVERIES: &str = "mailworker:recoveries";
+
+/// Recoveries after which a job is sent to the dead set as a poison pill.
+pub const POISON_PILL_LIMIT: u32 = 3;
 
 /// The fetch side: a dedicated connection (blocking commands would stall a shared,
 /// multiplexed one) with no response timeout (redis 1.x's 500 ms default would cut
@@ -306,23 +334,30 @@ where
         } else {
             continue;
         };
-        let n: i64 = RECOVER
+        let (n, poisoned): (i64, i64) = RECOVER
             .key(owner)
             .key(&list)
             .key(&dest)
             .key(REGISTRY)
             .key(keys::QUEUES)
+            .key(RECOVERIES)
+            .key(keys::DEAD)
             .arg(&list)
             .arg(kind)
             .arg(&queue)
             .arg(now_score)
             .arg(mode)
+            .arg(POISON_PILL_LIMIT)
+            .arg(now_score - keys::DEAD_TIMEOUT_SECS)
             .invoke_async(conn)
             .await?;
-        if n > 0 {
+        if n > 0 && !own {
             tracing::warn!(owner, %list, jobs = n, "recovered jobs of a process that is gone");
-            moved += n as u64;
         }
+        if poisoned > 0 {
+            tracing::error!(owner, %list, jobs = poisoned, limit = POISON_PILL_LIMIT, "jobs recovered from crashed processes too often moved to the dead set (poison pill)");
+        }
+        moved += n.max(0) as u64;
     }
     Ok(moved)
 }

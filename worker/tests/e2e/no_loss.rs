@@ -163,3 +163,53 @@ async fn sigterm_while_waiting_for_redis_exits_promptly() {
         .unwrap();
     assert!(status.success());
 }
+
+#[tokio::test]
+async fn a_job_that_keeps_crashing_processes_goes_to_the_dead_set_as_a_poison_pill() {
+    let redis = RedisServer::start();
+    let mut c = redis.conn().await;
+    let job = sidekiq_wire::Job::new(
+        "MailSenderJob",
+        vec![serde_json::json!({"to": "p@example.test"})],
+    )
+    .to_json_string();
+    let list = mail_worker::fetch::inprogress_key("ghost:1:abc", "default");
+    let entry = mail_worker::fetch::registry_entry_for_queue("ghost:1:abc", "default");
+    for crash in 1..=4 {
+        // A process that died holding the job (no heartbeat hash for "ghost:1:abc").
+        let _: () = redis::pipe()
+            .lpush(&list, &job)
+            .hset(mail_worker::fetch::REGISTRY, &list, &entry)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        mail_worker::fetch::recover(
+            &mut c,
+            "me",
+            false,
+            sidekiq_wire::Timestamp::now().to_score(),
+        )
+        .await
+        .unwrap();
+        let queued: Option<String> = redis::cmd("RPOP")
+            .arg("queue:default")
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        if crash <= 3 {
+            assert_eq!(
+                queued.as_deref(),
+                Some(job.as_str()),
+                "recovery {crash} requeues it"
+            );
+        } else {
+            assert_eq!(queued, None);
+            assert_eq!(
+                zcard(&redis, "dead").await,
+                1,
+                "the fourth recovery declares it a poison pill"
+            );
+        }
+    }
+    assert_eq!(llen(&redis, &list).await, 0);
+}
