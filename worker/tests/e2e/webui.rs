@@ -28,6 +28,13 @@ fn job_key(html: &str, section: &str) -> String {
         .to_owned()
 }
 
+/// Opens the first job of a Retries/Dead list and presses one of its buttons.
+async fn press_on_first_job(web: &SidekiqWeb, section: &str, button: (&str, &str)) -> u16 {
+    let (_, list) = web.get(&format!("/{section}")).await;
+    let page = format!("/{section}/{}", job_key(&list, section));
+    web.submit(&page, &page, &[button]).await
+}
+
 #[tokio::test]
 async fn every_page_renders_our_data() {
     let redis = RedisServer::start();
@@ -158,57 +165,30 @@ async fn retry_now_kill_and_delete_from_the_web_ui() {
     );
 
     // Retry Now ⇒ back in the queue (retry_count - 1) ⇒ our worker delivers it.
-    let (_, list) = web.get("/retries").await;
-    let key = job_key(&list, "retries");
-    let status = web
-        .submit(
-            &format!("/retries/{key}"),
-            &format!("/retries/{key}"),
-            &[("retry", "Retry")],
-        )
-        .await;
-    assert_eq!(status, 302);
+    assert_eq!(
+        press_on_first_job(&web, "retries", ("retry", "Retry")).await,
+        302
+    );
     smtp.wait_for(1, Duration::from_secs(10)).await;
     assert_eq!(zcard(&redis, "retry").await, 2);
 
     // Kill ⇒ dead set.
-    let (_, list) = web.get("/retries").await;
-    let key = job_key(&list, "retries");
     assert_eq!(
-        web.submit(
-            &format!("/retries/{key}"),
-            &format!("/retries/{key}"),
-            &[("kill", "Kill")]
-        )
-        .await,
+        press_on_first_job(&web, "retries", ("kill", "Kill")).await,
         302
     );
     assert_eq!(zcard(&redis, "dead").await, 1);
 
     // Delete ⇒ gone.
-    let (_, list) = web.get("/retries").await;
-    let key = job_key(&list, "retries");
     assert_eq!(
-        web.submit(
-            &format!("/retries/{key}"),
-            &format!("/retries/{key}"),
-            &[("delete", "Delete")]
-        )
-        .await,
+        press_on_first_job(&web, "retries", ("delete", "Delete")).await,
         302
     );
     assert_eq!(zcard(&redis, "retry").await, 0);
 
     // Retry Now from Dead ⇒ the worker runs it again and it is delivered.
-    let (_, list) = web.get("/morgue").await;
-    let key = job_key(&list, "morgue");
     assert_eq!(
-        web.submit(
-            &format!("/morgue/{key}"),
-            &format!("/morgue/{key}"),
-            &[("retry", "Retry")]
-        )
-        .await,
+        press_on_first_job(&web, "morgue", ("retry", "Retry")).await,
         302
     );
     smtp.wait_for(2, Duration::from_secs(10)).await;
