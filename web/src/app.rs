@@ -3,10 +3,14 @@
 use crate::config::Config;
 use crate::state::AppState;
 use anyhow::Context;
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+
+/// Longest wait for open requests after SIGTERM (Kubernetes waits 30 s by default).
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A bound, not yet serving, web app.
 pub struct App {
@@ -52,12 +56,29 @@ impl App {
             port = self.listener.local_addr().map_or(0, |a| a.port()),
             "mail-web listening"
         );
-        let result = axum::serve(
+        let signalled = CancellationToken::new();
+        let on_signal = signalled.clone();
+        let serve = axum::serve(
             self.listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(shutdown)
-        .await;
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            on_signal.cancel();
+        })
+        .into_future();
+        // Draining waits for open requests; a stuck one (a slow proxied Sidekiq page) must
+        // not keep the pod past its termination grace period.
+        let result = tokio::select! {
+            r = serve => r,
+            () = async {
+                signalled.cancelled().await;
+                tokio::time::sleep(DRAIN_TIMEOUT).await;
+            } => {
+                tracing::warn!(timeout_secs = DRAIN_TIMEOUT.as_secs(), "requests still open after the drain timeout; exiting");
+                Ok(())
+            }
+        };
         stop.cancel();
         let _ = sampler.await;
         result.context("serve")

@@ -200,7 +200,9 @@ pub async fn snapshot(state: &AppState) -> Result<Live, crate::db::DbError> {
     })
 }
 
-/// Samples `stat:processed` once a second into the throughput buffer until cancelled.
+/// Samples, once a second until cancelled, how many mails the recent bulk sends have done
+/// (sent + failed, the worker's exact counters), so the sparkline shows mails per second as
+/// they happen. (`stat:processed` would lag: workers flush it with their heartbeat.)
 pub async fn sample_throughput(state: AppState, stop: tokio_util::sync::CancellationToken) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -209,19 +211,28 @@ pub async fn sample_throughput(state: AppState, stop: tokio_util::sync::Cancella
             () = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let processed = state
-            .redis
-            .read(|mut c| async move {
-                redis::cmd("GET")
-                    .arg(sidekiq_wire::keys::STAT_PROCESSED)
-                    .query_async::<Option<u64>>(&mut c)
-                    .await
+        let Ok(ids) = state
+            .db
+            .call(|c| {
+                Ok(mail_jobs::recent(c, HISTORY)?
+                    .iter()
+                    .map(|j| j.id)
+                    .collect::<Vec<i64>>())
             })
+            .await
+        else {
+            continue;
+        };
+        let done = state
+            .redis
+            .read(|mut c| async move { sidekiq_wire::mail::read_progress(&mut c, &ids).await })
             .await;
-        if let Ok(p) = processed {
-            state
-                .throughput
-                .record(sidekiq_wire::Timestamp::now().as_secs(), p.unwrap_or(0));
+        if let Ok(progress) = done {
+            let total: i64 = progress.iter().map(|p| p.sent + p.failed).sum();
+            state.throughput.record(
+                sidekiq_wire::Timestamp::now().as_secs(),
+                u64::try_from(total).unwrap_or(0),
+            );
         }
     }
 }

@@ -1,5 +1,6 @@
-//! Jobs per second over the last minute, for the sparkline: Sidekiq's `stat:processed`
-//! sampled once a second by a background task, drawn server-side as an inline SVG.
+//! Mails per second over the last minute, for the sparkline: a running total sampled once a
+//! second by a background task ([`crate::live::sample_throughput`]), drawn server-side as an
+//! inline SVG.
 
 use std::collections::VecDeque;
 use std::fmt::Write;
@@ -8,7 +9,7 @@ use std::sync::Mutex;
 /// Samples kept: 61 samples give 60 one-second rates.
 const KEEP: usize = 61;
 
-/// The recent `(epoch seconds, stat:processed)` samples.
+/// The recent `(epoch seconds, running total)` samples.
 #[derive(Default)]
 pub struct Throughput {
     samples: Mutex<VecDeque<(f64, u64)>>,
@@ -25,8 +26,8 @@ impl Throughput {
         }
     }
 
-    /// Rates between consecutive samples, oldest first. A counter that went down (Redis
-    /// flushed, stats reset) reads as 0 for that interval.
+    /// Rates between consecutive samples, oldest first. A total that went down (an old send
+    /// left the window, Redis flushed) reads as 0 for that interval.
     pub fn rates(&self) -> Vec<f64> {
         let Ok(s) = self.samples.lock() else {
             return Vec::new();
@@ -45,21 +46,20 @@ impl Throughput {
     }
 }
 
-/// An SVG polyline of `rates` (width 240, height 40), scaled to the maximum.
+/// An SVG polyline of `rates` (width 240, height 40), scaled to the maximum, on a fixed
+/// 60-second axis with the newest sample at the right edge (so a fresh burst does not
+/// stretch across the whole width).
 ///
 /// Only numbers go into it, so it is safe to insert into the page unescaped.
 pub fn sparkline_svg(rates: &[f64]) -> String {
     const W: f64 = 240.0;
     const H: f64 = 40.0;
+    let slots = (KEEP - 1) as f64;
     let max = rates.iter().copied().fold(0.0_f64, f64::max).max(1.0);
-    let step = if rates.len() > 1 {
-        W / (rates.len() - 1) as f64
-    } else {
-        W
-    };
+    let step = W / (slots - 1.0);
     let mut points = String::new();
     for (i, r) in rates.iter().enumerate() {
-        let x = i as f64 * step;
+        let x = W - (rates.len() - 1 - i) as f64 * step;
         let y = H - (r / max) * (H - 2.0) - 1.0;
         let _ = write!(points, "{x:.1},{y:.1} ");
     }
@@ -93,8 +93,9 @@ mod tests {
     #[test]
     fn svg_has_one_point_per_rate() {
         let svg = sparkline_svg(&[0.0, 10.0, 5.0]);
+        // Right-aligned on a 60-slot axis: 240 / 59 ≈ 4.07 px per second.
         assert!(
-            svg.contains("points=\"0.0,39.0 120.0,1.0 240.0,20.0\""),
+            svg.contains("points=\"231.9,39.0 235.9,1.0 240.0,20.0\""),
             "{svg}"
         );
         assert!(sparkline_svg(&[]).starts_with("<svg"));

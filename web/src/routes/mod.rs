@@ -13,13 +13,18 @@ use crate::state::AppState;
 use crate::{basic_auth, http_metrics, sidekiq_proxy};
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::StatusCode;
 use axum::middleware::from_fn_with_state;
 use axum::routing::{any, get, post};
+use std::time::Duration;
+use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 /// Largest urlencoded form body (every form but the CSV upload is a few hundred bytes).
 pub const FORM_BODY_LIMIT: usize = 64 * 1024;
+/// Longest a request may take (a 100,000-row import takes about a second).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// Room for the multipart framing and the token around the CSV file itself.
 const MULTIPART_OVERHEAD: usize = 64 * 1024;
 
@@ -52,6 +57,11 @@ pub fn router(state: AppState) -> Router {
         .route("/sidekiq/{*rest}", any(sidekiq_proxy::handle))
         .fallback(|| async { AppError::NotFound })
         .layer(DefaultBodyLimit::max(FORM_BODY_LIMIT))
+        // No request may hold a connection forever (graceful shutdown waits for them).
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            REQUEST_TIMEOUT,
+        ))
         .layer(from_fn_with_state(state.clone(), basic_auth::require))
         .layer(from_fn_with_state(
             state.metrics.clone(),
