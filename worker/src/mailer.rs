@@ -108,6 +108,12 @@ impl Mailer {
         {
             Ok(()) => Ok(()),
             Err(PoolError::Smtp(e)) => Err(classify(e)),
+            Err(PoolError::Connect(e)) if e.kind() == std::io::ErrorKind::TimedOut => {
+                Err(SendError::Timeout(format!("Connection error: {e}")))
+            }
+            Err(PoolError::Connect(e)) => {
+                Err(SendError::Transient(format!("Connection error: {e}")))
+            }
             Err(PoolError::Timeout) => {
                 Err(SendError::Timeout("no answer within SMTP_TIMEOUT".into()))
             }
