@@ -1,14 +1,18 @@
 //! The Sidekiq Redis, connected lazily so the web starts (and reports itself unready) while
-//! Redis is down, and every call is bounded in time so a dead Redis never hangs a page.
+//! Redis is down, and every call is bounded in time so a dead Redis never hangs a page: a
+//! failed connect is not retried for [`RETRY_AFTER`], so a page that reads Redis three times
+//! fails fast instead of waiting three times.
 
 use redis::aio::ConnectionManager;
 use sidekiq_wire::Client;
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
 /// Longest wait for connecting or for one read (page renders, health checks).
 pub const READ_TIMEOUT: Duration = Duration::from_secs(2);
+/// After a failed connect, calls fail at once for this long.
+pub const RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// Redis could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -22,12 +26,21 @@ pub enum RedisError {
     /// No answer within the time limit.
     #[error("redis did not answer in time")]
     Timeout,
+    /// The last connect failed moments ago; not retried yet.
+    #[error("redis unavailable (last connect failed)")]
+    Unavailable,
 }
 
 /// A lazily connected, auto-reconnecting Sidekiq Redis handle.
 pub struct SidekiqRedis {
     url: String,
-    client: Mutex<Option<Client>>,
+    client: Mutex<Slot>,
+}
+
+#[derive(Default)]
+struct Slot {
+    client: Option<Client>,
+    failed_at: Option<Instant>,
 }
 
 impl SidekiqRedis {
@@ -35,7 +48,7 @@ impl SidekiqRedis {
     pub fn new(url: impl Into<String>) -> Self {
         SidekiqRedis {
             url: url.into(),
-            client: Mutex::new(None),
+            client: Mutex::new(Slot::default()),
         }
     }
 
@@ -46,14 +59,27 @@ impl SidekiqRedis {
     /// [`RedisError`].
     pub async fn client(&self) -> Result<Client, RedisError> {
         let mut slot = self.client.lock().await;
-        if let Some(c) = slot.as_ref() {
+        if let Some(c) = slot.client.as_ref() {
             return Ok(c.clone());
         }
-        let c = tokio::time::timeout(READ_TIMEOUT, Client::connect(&self.url))
-            .await
-            .map_err(|_| RedisError::Timeout)??;
-        *slot = Some(c.clone());
-        Ok(c)
+        if slot.failed_at.is_some_and(|t| t.elapsed() < RETRY_AFTER) {
+            return Err(RedisError::Unavailable);
+        }
+        match tokio::time::timeout(READ_TIMEOUT, connect(&self.url)).await {
+            Ok(Ok(c)) => {
+                slot.client = Some(c.clone());
+                slot.failed_at = None;
+                Ok(c)
+            }
+            Ok(Err(e)) => {
+                slot.failed_at = Some(Instant::now());
+                Err(e.into())
+            }
+            Err(_) => {
+                slot.failed_at = Some(Instant::now());
+                Err(RedisError::Timeout)
+            }
+        }
     }
 
     /// Runs a read with a connection, bounded by [`READ_TIMEOUT`].
@@ -81,4 +107,17 @@ impl SidekiqRedis {
             .await
             .map(|_| ())
     }
+}
+
+/// Like [`sidekiq_wire::Client::connect`] (same generous response timeout for pushes), but
+/// one connect attempt instead of the connection manager's six with backoff: the caller
+/// decides when to try again.
+async fn connect(url: &str) -> Result<Client, redis::RedisError> {
+    let client = redis::Client::open(url)?;
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_number_of_retries(1)
+        .set_connection_timeout(Some(READ_TIMEOUT))
+        .set_response_timeout(Some(Duration::from_secs(10)));
+    let manager = ConnectionManager::new_with_config(client, config).await?;
+    Ok(Client::from_connection(manager))
 }
