@@ -23,6 +23,7 @@ struct Report {
 
 enum Upload {
     File(Vec<u8>),
+    TooLarge,
     Missing,
 }
 
@@ -63,9 +64,8 @@ pub(super) async fn import_csv(
             }
             Some("csv_file") => {
                 upload = read_file(field, limit).await?;
-                if let Upload::File(bytes) = &upload
-                    && bytes.len() > limit
-                {
+                if matches!(upload, Upload::TooLarge) {
+                    // Refused before the token check: nothing is stored either way.
                     return Ok(refused(t, &ImportError::TooLarge { limit }));
                 }
             }
@@ -141,15 +141,13 @@ async fn read_file(
     loop {
         match field.chunk().await {
             Ok(Some(chunk)) => {
-                bytes.extend_from_slice(&chunk);
-                if bytes.len() > limit {
-                    return Ok(Upload::File(bytes));
+                if bytes.len() + chunk.len() > limit {
+                    return Ok(Upload::TooLarge);
                 }
+                bytes.extend_from_slice(&chunk);
             }
             Ok(None) => return Ok(Upload::File(bytes)),
-            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                return Ok(Upload::File(vec![0; limit + 1]));
-            }
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => return Ok(Upload::TooLarge),
             Err(e) => return Err(AppError::BadRequest(e.body_text())),
         }
     }
