@@ -1,6 +1,11 @@
 //! Property tests of the payload parser: arbitrary input never panics, malformed payloads
 //! are errors, and every valid payload survives a parse/serialize round trip unchanged.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs, reason = "tests")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    missing_docs,
+    reason = "tests"
+)]
 
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
@@ -32,7 +37,11 @@ fn valid_payload() -> impl Strategy<Value = Value> {
         "[A-Z][A-Za-z:]{0,20}",
         prop::collection::vec(json_value(), 0..4),
         "[0-9a-f]{24}",
-        prop_oneof![Just(json!(true)), Just(json!(false)), (0i64..30).prop_map(Value::from)],
+        prop_oneof![
+            Just(json!(true)),
+            Just(json!(false)),
+            (0i64..30).prop_map(Value::from)
+        ],
         prop::option::of(-1i64..30),
         prop::option::of(prop_oneof![
             (1.5e9f64..2e9).prop_map(Value::from),
