@@ -41,6 +41,9 @@ RELEASE = ROOT / "target" / "release"
 POSTFIX = ROOT / ".run" / "postfix"
 TICK = os.sysconf("SC_CLK_TCK")
 STAGING = "bench:staging"
+# A run during which other work (not the processor, Redis or the sink) used more than this
+# many cores is repeated; this script's own polling stays well under it.
+NOISE_CORES = 0.35
 
 
 def log(msg: str) -> None:
@@ -599,8 +602,10 @@ def svg_chart(points: list[dict], ruby: list[dict], sink_rate: float | None, pat
     ymax = math.ceil(ymax_data * 1.1 / step) * step
     lx0, lx1 = math.log10(min(xs)), math.log10(max(xs))
 
+    pad = 24  # keep the first and last points off the axes
+
     def X(c: float) -> float:
-        return ml + (math.log10(c) - lx0) / (lx1 - lx0) * (w - ml - mr)
+        return ml + pad + (math.log10(c) - lx0) / (lx1 - lx0) * (w - ml - mr - 2 * pad)
 
     def Y(v: float) -> float:
         return mt + (1 - v / ymax) * (h - mt - mb)
@@ -631,6 +636,11 @@ def svg_chart(points: list[dict], ruby: list[dict], sink_rate: float | None, pat
     pts = " ".join(f"{X(p['concurrency']):.1f},{Y(p['jobs_per_s']):.1f}" for p in points)
     s.append(f'<polyline points="{pts}" fill="none" stroke="#c0392b" stroke-width="2.5"/>')
     for p in points:
+        runs_ = p.get("runs_jobs_per_s") or [p["jobs_per_s"]]
+        if len(runs_) > 1:  # whisker: slowest to fastest run
+            s.append(f'<line x1="{X(p["concurrency"]):.1f}" x2="{X(p["concurrency"]):.1f}" '
+                     f'y1="{Y(min(runs_)):.1f}" y2="{Y(max(runs_)):.1f}" stroke="#c0392b" '
+                     'stroke-opacity="0.45" stroke-width="6"/>')
         s.append(f'<circle cx="{X(p["concurrency"]):.1f}" cy="{Y(p["jobs_per_s"]):.1f}" r="4" '
                  'fill="#c0392b"/>')
         s.append(f'<text x="{X(p["concurrency"]):.1f}" y="{Y(p["jobs_per_s"])-9:.1f}" '
@@ -645,6 +655,8 @@ def svg_chart(points: list[dict], ruby: list[dict], sink_rate: float | None, pat
     s.append(f'<text x="{lx+30}" y="{ly+4}">mail-worker (Rust)</text>')
     s.append(f'<rect x="{lx+8}" y="{ly+14}" width="8" height="8" fill="#2c3e50"/>')
     s.append(f'<text x="{lx+30}" y="{ly+22}">Ruby Sidekiq 6.4.1 + mail gem</text>')
+    s.append(f'<text x="{lx}" y="{ly+40}" fill="#666">median of {len(points[0].get("runs_jobs_per_s") or [1])} '
+             'runs; bar = slowest to fastest run</text>')
     s.append("</svg>")
     path.write_text("\n".join(s) + "\n")
 
@@ -707,16 +719,34 @@ def main() -> int:
     for s in res["sink"]:
         log(f"  {s['mode']}: {s['msgs_per_s']:,.0f} msgs/s")
 
+    def undisturbed(kind: str, c: int, cls: str, n: int, tag: str) -> dict:
+        """One drain; repeated (up to 3 more times, after waiting for quiet) while other work
+        on the machine took more than NOISE_CORES of the 2 cores during it. The least
+        disturbed attempt is kept."""
+        best = None
+        for attempt in range(4):
+            r = drain(env, kind, c, cls, n, tag if attempt == 0 else f"{tag}-retry{attempt}")
+            r["attempts"] = attempt + 1
+            if best is None or r["other_cores"] < best["other_cores"]:
+                best = r
+            if r["other_cores"] <= NOISE_CORES:
+                break
+            log(f"  {tag}: {r['jobs_per_s']:,.0f} jobs/s but disturbed by "
+                f"{r['other_cores']:.2f} cores of other load; repeating")
+            wait_for_quiet(60)
+        return best
+
     def drains(configs: list[tuple[str, int]], cls: str, n: int, name: str) -> dict:
         """Each (kind, concurrency) `runs` times, interleaved so that a disturbance on the
         machine hits all of them alike; per-config medians."""
         raw: dict[str, list[dict]] = {f"{k}-c{c}": [] for k, c in configs}
         for i in range(runs):
             for k, c in configs:
-                raw[f"{k}-c{c}"].append(drain(env, k, c, cls, n, f"{name}-{k}-c{c}-{i}"))
+                raw[f"{k}-c{c}"].append(undisturbed(k, c, cls, n, f"{name}-{k}-c{c}-{i}"))
         out = {}
         for key, all_ in raw.items():
             med, _ = repeat(lambda i: all_[i], len(all_))
+            med["runs_jobs_per_s"] = [r["jobs_per_s"] for r in all_]
             out[key] = med
             res.setdefault("raw", []).extend(all_)
             log(f"  {key}: {med['jobs_per_s']:,.0f} jobs/s, "
@@ -894,6 +924,60 @@ def write_markdown(res: dict, path: Path) -> None:
         L.append("")
         L.append("By binary (self time): " + ", ".join(f"{name} {p:.0f}%"
                                                      for p, name in wk["by_dso"]) + ".\n")
+
+    sc = res["scaling"]
+    peak = max(sc, key=lambda d: d["jobs_per_s"])
+    c1 = sc[0]
+    L.append("## Where it saturates, and why\n")
+    L.append(
+        f"- **Concurrency 1** ({c1['jobs_per_s']:,.0f} mails/s, {1e6 / c1['jobs_per_s']:,.0f} µs "
+        "per mail) is latency-bound: per mail the worker makes about 8 loopback round trips "
+        "in sequence (reliable-fetch Lua, the idempotency GET, MAIL/RCPT/DATA/body/`.` over "
+        "the pooled SMTP connection, the outcome Lua), each needing Redis or the sink to be "
+        f"scheduled; the machine is only {c1['machine_busy_cores']:.1f} of 2 cores busy.")
+    L.append(
+        f"- **It saturates at concurrency ~{peak['concurrency']}** ({peak['jobs_per_s']:,.0f} "
+        f"mails/s) on CPU: the machine is {peak['machine_busy_cores']:.2f} of 2 cores busy — "
+        f"worker {peak['cpu_s'] / peak['wall_s']:.2f}, smtp-sink "
+        f"{peak['sink_cpu_s'] / peak['wall_s']:.2f}, Redis {peak['redis_cpu_s'] / peak['wall_s']:.2f}, "
+        "the rest kernel networking. More slots add connections and context switches, not "
+        "throughput. Redis is far from its limit; the sink alone takes "
+        f"{max(x['msgs_per_s'] for x in res['sink']):,.0f} msgs/s (section 4).")
+    if prof:
+        b_ = dict((label.split(":")[0], p) for p, label in prof["worker"]["buckets"])
+        kern = next((p for p, name in prof["worker"]["by_dso"] if "kernel" in name), 0.0)
+        L.append(
+            f"- **Inside the worker** {kern:.0f}% of its CPU is the kernel (send/recv syscalls "
+            "and the loopback TCP stack): SMTP writes alone are "
+            f"{b_.get('SMTP writes', 0):.0f}% (lettre writes and flushes every command "
+            "separately and has no PIPELINING, so a mail costs 5 sends and 5 receives), Redis "
+            f"I/O {b_.get('Redis I/O', 0):.0f}%. Building the MIME message (`Mailer::compose`) is "
+            f"{b_.get('building the MIME message', 0):.0f}%, malloc/free "
+            f"{b_.get('malloc/free (self time, all callers)', 0):.0f}%, JSON logs "
+            f"{b_.get('JSON logs', 0):.0f}%, payload parsing {b_.get('parsing payloads', 0):.0f}%.")
+    rb = m["ruby-c25"]
+    L.append(
+        f"- **Ruby** is bound by its interpreter: at -c 25 the Sidekiq process uses "
+        f"{rb['cpu_s'] / rb['wall_s']:.2f} cores (one core under the GVL) at "
+        f"{rb['cpu_s_per_1000']:.1f} ms of CPU per mail — building the message with the mail "
+        "gem and a new SMTP connection per mail; at -c 10 its threads also wait on SMTP round "
+        "trips (Net::SMTP writes the body in small pieces; without TCP_NODELAY those wait on "
+        "the sink's delayed ACKs).\n")
+    L.append("## Method notes\n")
+    L.append("- Jobs are built by `mail-bench stage` exactly as `push_bulk` builds them, into a "
+             "private list; a `RENAME` onto `queue:default` hands the whole batch to the idle "
+             "processor at one instant, and the clock starts there. Both processors get the "
+             "very same payloads.")
+    L.append("- Mail drains end when the sink has counted N new messages; no-op drains when "
+             "`queue:default` and mail-worker's in-progress lists are empty (Ruby's last ≤ c "
+             "jobs are then in flight for microseconds).")
+    L.append("- mail-worker keeps SMTP connections open (its pool); the Ruby peer opens one "
+             "per mail, as ActionMailer's `:smtp` delivery does. Both log every job at INFO "
+             "(to a file). mail-worker also does more per job than Sidekiq OSS: reliable fetch, "
+             "an idempotency check and exact progress counting (Lua), which cost Redis CPU "
+             "(see the Redis column).")
+    L.append("- A run during which other work on the machine used more than "
+             f"{NOISE_CORES} cores is repeated (up to 3 times).\n")
 
     L.append("## Targets\n")
     thr = m["rust-c25"]["jobs_per_s"] / best_ruby["jobs_per_s"]

@@ -101,7 +101,12 @@ async fn main() -> anyhow::Result<()> {
     let url = std::env::var("REDIS_URL").context("REDIS_URL")?;
     let args: Vec<String> = std::env::args().skip(1).collect();
     let count = |s: &str| s.parse::<usize>().with_context(|| format!("count {s:?}"));
-    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         ["stage", key, class, n] => stage(&url, key, class, count(n)?).await,
         ["push-bulk", class, n] => push_bulk(&url, class, count(n)?).await,
         _ => bail!("usage: mail-bench stage KEY CLASS COUNT | mail-bench push-bulk CLASS COUNT"),
