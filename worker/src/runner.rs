@@ -20,7 +20,7 @@ use anyhow::Context;
 use rand::Rng;
 use redis::aio::ConnectionManager;
 use sidekiq_wire::process::ProcessInfo;
-use sidekiq_wire::{Job, mail};
+use sidekiq_wire::{Job, JobError, mail};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -503,7 +503,9 @@ fn spawn_job(
     permit: OwnedSemaphorePermit,
 ) {
     let slot = shared.next_slot.fetch_add(1, Ordering::Relaxed);
-    let (class, jid) = Job::parse(&lease.payload)
+    let parsed = Job::parse(&lease.payload);
+    let (class, jid) = parsed
+        .as_ref()
         .map(|j| (j.display_class().to_owned(), j.jid().to_owned()))
         .unwrap_or_else(|_| ("(malformed)".into(), String::new()));
     let running = Running {
@@ -520,7 +522,7 @@ fn spawn_job(
         .insert(slot, running);
     let (s, c) = (shared.clone(), ctx.clone());
     let handle = tracker.spawn(async move {
-        execute(&s, &c, &lease).await;
+        execute(&s, &c, &lease, parsed).await;
         s.running
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -546,9 +548,9 @@ impl Drop for AbortOnDrop {
     }
 }
 
-async fn execute(shared: &Shared, ctx: &JobContext, lease: &Lease) {
+async fn execute(shared: &Shared, ctx: &JobContext, lease: &Lease, parsed: Result<Job, JobError>) {
     let t0 = Instant::now();
-    let job = match Job::parse(&lease.payload) {
+    let job = match parsed {
         Ok(job) => job,
         Err(e) => {
             // Ruby: malformed JSON goes to the dead set raw, is not retried, not counted.
