@@ -108,15 +108,7 @@ async fn ruby_push_bulk_and_perform_in_parse_in_rust() {
         assert_eq!(args.to, format!("u{}@example.test", i + 1));
         assert_eq!(&job.to_json_string(), payload);
     }
-    let mut c = redis.conn().await;
-    let scheduled: Vec<(String, f64)> = redis::cmd("ZRANGE")
-        .arg(keys::SCHEDULE)
-        .arg(0)
-        .arg(-1)
-        .arg("WITHSCORES")
-        .query_async(&mut c)
-        .await
-        .unwrap();
+    let scheduled = redis.zrange_withscores(keys::SCHEDULE).await;
     assert_eq!(scheduled.len(), 1);
     let (payload, score) = &scheduled[0];
     let job = Job::parse(payload).unwrap();

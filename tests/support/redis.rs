@@ -59,6 +59,51 @@ impl RedisServer {
             .unwrap()
     }
 
+    /// `ZRANGE key 0 -1 WITHSCORES`: members with their scores, lowest first.
+    pub async fn zrange_withscores(&self, key: &str) -> Vec<(String, f64)> {
+        let mut c = self.conn().await;
+        ::redis::cmd("ZRANGE")
+            .arg(key)
+            .arg(0)
+            .arg(-1)
+            .arg("WITHSCORES")
+            .query_async(&mut c)
+            .await
+            .unwrap()
+    }
+
+    /// `ZCARD key`.
+    pub async fn zcard(&self, key: &str) -> u64 {
+        let mut c = self.conn().await;
+        ::redis::cmd("ZCARD")
+            .arg(key)
+            .query_async(&mut c)
+            .await
+            .unwrap()
+    }
+
+    /// `LLEN key`.
+    pub async fn llen(&self, key: &str) -> u64 {
+        let mut c = self.conn().await;
+        ::redis::cmd("LLEN")
+            .arg(key)
+            .query_async(&mut c)
+            .await
+            .unwrap()
+    }
+
+    /// `SMEMBERS key`, sorted.
+    pub async fn smembers(&self, key: &str) -> Vec<String> {
+        let mut c = self.conn().await;
+        let mut v: Vec<String> = ::redis::cmd("SMEMBERS")
+            .arg(key)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        v.sort();
+        v
+    }
+
     /// Kills the server (SIGKILL: no final save; the AOF is fsynced on every write).
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {

@@ -75,34 +75,19 @@ pub fn spawn_binary(env: &[(&'static str, String)]) -> tokio::process::Child {
 }
 
 pub async fn zcard(redis: &RedisServer, key: &str) -> u64 {
-    let mut c = redis.conn().await;
-    redis::cmd("ZCARD")
-        .arg(key)
-        .query_async(&mut c)
-        .await
-        .unwrap()
+    redis.zcard(key).await
 }
 
 pub async fn llen(redis: &RedisServer, key: &str) -> u64 {
-    let mut c = redis.conn().await;
-    redis::cmd("LLEN")
-        .arg(key)
-        .query_async(&mut c)
-        .await
-        .unwrap()
+    redis.llen(key).await
 }
 
+/// Sorted-set members parsed as JSON (a member that is not JSON comes back as a String).
 pub async fn zmembers(redis: &RedisServer, key: &str) -> Vec<(Value, f64)> {
-    let mut c = redis.conn().await;
-    let raw: Vec<(String, f64)> = redis::cmd("ZRANGE")
-        .arg(key)
-        .arg(0)
-        .arg(-1)
-        .arg("WITHSCORES")
-        .query_async(&mut c)
+    redis
+        .zrange_withscores(key)
         .await
-        .unwrap();
-    raw.into_iter()
+        .into_iter()
         .map(|(m, s)| (serde_json::from_str(&m).unwrap_or(Value::String(m)), s))
         .collect()
 }
