@@ -47,6 +47,9 @@ struct State {
     accepted: Vec<ReceivedMail>,
     faults: VecDeque<Fault>,
     transactions: u64,
+    /// Time "spent" on each message before it is accepted (like a real server's processing),
+    /// so that tests can catch jobs in flight.
+    latency: Duration,
 }
 
 /// The server; stops accepting when dropped.
@@ -85,6 +88,11 @@ impl SmtpServer {
     /// Queues a fault for the next transaction that has none yet.
     pub fn push_fault(&self, fault: Fault) {
         self.state.lock().unwrap().faults.push_back(fault);
+    }
+
+    /// Makes the server take `latency` over every message before accepting it.
+    pub fn set_latency(&self, latency: Duration) {
+        self.state.lock().unwrap().latency = latency;
     }
 
     /// Messages accepted so far.

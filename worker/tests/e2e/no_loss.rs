@@ -26,6 +26,13 @@ fn signal(child: &tokio::process::Child, sig: i32) {
     assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
 }
 
+/// A test server that takes 10 ms per message, so a burst is still running when we strike.
+async fn slow_smtp() -> SmtpServer {
+    let smtp = SmtpServer::start().await;
+    smtp.set_latency(Duration::from_millis(10));
+    smtp
+}
+
 async fn wait_for_some(smtp: &SmtpServer) {
     smtp.wait_for(JOBS / 4, Duration::from_secs(60)).await;
     assert!(
@@ -61,7 +68,7 @@ async fn assert_all_delivered_once(
 #[tokio::test]
 async fn sigterm_mid_burst_then_restart_loses_nothing_and_sends_nothing_twice() {
     let redis = RedisServer::start();
-    let smtp = SmtpServer::start().await;
+    let smtp = slow_smtp().await;
     ruby_push_mail(&redis, JOBS, 11, "default", false).await;
     let mut env = binary_env(&redis, smtp.port());
     env.push(("WORKER_CONCURRENCY", "5".into()));
@@ -89,7 +96,7 @@ async fn sigterm_mid_burst_then_restart_loses_nothing_and_sends_nothing_twice() 
 #[tokio::test]
 async fn sigkill_mid_burst_then_restart_recovers_every_job() {
     let redis = RedisServer::start();
-    let smtp = SmtpServer::start().await;
+    let smtp = slow_smtp().await;
     ruby_push_mail(&redis, JOBS, 12, "default", false).await;
     let env = binary_env(&redis, smtp.port());
     let mut first = spawn_binary(&env);
@@ -109,7 +116,7 @@ async fn sigkill_mid_burst_then_restart_recovers_every_job() {
 #[tokio::test]
 async fn redis_restart_mid_burst_loses_nothing() {
     let mut redis = RedisServer::start_persistent();
-    let smtp = SmtpServer::start().await;
+    let smtp = slow_smtp().await;
     ruby_push_mail(&redis, JOBS, 13, "default", false).await;
     let mut s = settings(&redis, &smtp);
     s.concurrency = 5;
