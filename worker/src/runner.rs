@@ -30,6 +30,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::AbortHandle;
 use tokio_util::task::TaskTracker;
 
+/// Time allowed after `SHUTDOWN_TIMEOUT` for the final Redis writes (requeues, heartbeat
+/// removal), so a stop during a Redis outage still ends inside the pod's grace period.
+const FINAL_WRITES_BUDGET: Duration = Duration::from_secs(5);
+
 /// A job being executed, as the Busy page and the shutdown need it.
 struct Running {
     lease: Lease,
@@ -346,19 +350,21 @@ async fn run(shared: Arc<Shared>, fetcher: Fetcher, ctx: JobContext) -> anyhow::
     rec.abort();
     hb.abort();
     let _ = hb.await;
-    let mut delay = Duration::from_millis(100);
-    for _ in 0..20 {
-        match heartbeat::clear(&shared).await {
-            Ok(()) => {
-                tracing::info!("mail-worker stopped");
-                return Ok(());
+    let clear = async {
+        let mut delay = Duration::from_millis(100);
+        loop {
+            match heartbeat::clear(&shared).await {
+                Ok(()) => return,
+                Err(e) => tracing::warn!(error = %e, "could not clear the heartbeat yet"),
             }
-            Err(e) => tracing::warn!(error = %e, "could not clear the heartbeat yet"),
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(1));
         }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(2));
+    };
+    match tokio::time::timeout(FINAL_WRITES_BUDGET, clear).await {
+        Ok(()) => tracing::info!("mail-worker stopped"),
+        Err(_) => tracing::error!("stopped without clearing the heartbeat; it expires within 60 s"),
     }
-    tracing::error!("stopped without clearing the heartbeat; it expires within 60 s");
     Ok(())
 }
 
@@ -768,14 +774,20 @@ async fn shutdown(shared: &Arc<Shared>, tracker: &TaskTracker) {
             jobs = leftovers.len(),
             "shutdown timeout: pushing unfinished jobs back to their queues"
         );
-        for lease in &leftovers {
-            let requeue = record_until_done(shared, lease, &Action::Requeue, None);
-            if tokio::time::timeout(Duration::from_secs(10), requeue)
-                .await
-                .is_err()
-            {
-                tracing::error!(queue = %lease.queue, "Redis unreachable: job stays in the in-progress list for recovery");
+        // One budget for all of them: the pod's grace period is running out. Whatever Redis
+        // does not take in time stays in the in-progress list, where recovery finds it.
+        let requeue_all = async {
+            for lease in &leftovers {
+                record_until_done(shared, lease, &Action::Requeue, None).await;
             }
+        };
+        if tokio::time::timeout(FINAL_WRITES_BUDGET, requeue_all)
+            .await
+            .is_err()
+        {
+            tracing::error!(
+                "Redis unreachable: unfinished jobs stay in the in-progress list for recovery"
+            );
         }
         shared
             .running

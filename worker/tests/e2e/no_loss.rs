@@ -220,3 +220,46 @@ async fn a_job_that_keeps_crashing_processes_goes_to_the_dead_set_as_a_poison_pi
     }
     assert_eq!(llen(&redis, &list).await, 0);
 }
+
+#[tokio::test]
+async fn a_stop_during_a_redis_outage_ends_in_time_and_keeps_the_running_job() {
+    let mut redis = RedisServer::start_persistent();
+    let smtp = SmtpServer::start().await;
+    smtp.push_fault(testkit::Fault::Stall);
+    let mut s = settings(&redis, &smtp);
+    s.smtp_timeout = Duration::from_secs(60);
+    s.shutdown_timeout = Duration::from_secs(2);
+    let worker = start(s).await;
+    let client = sidekiq_wire::Client::connect(&redis.url()).await.unwrap();
+    let job = sidekiq_wire::mail::MailSenderArgs {
+        to: "stuck@example.test".into(),
+        name: None,
+        email_id: None,
+        mail_job_id: None,
+        simulate_error: false,
+    }
+    .into_job("default");
+    client.push(job).await.unwrap();
+    wait_until(Duration::from_secs(10), "job in flight", || async {
+        (inprogress_total(&redis).await == 1).then_some(())
+    })
+    .await;
+    redis.stop();
+    let t0 = std::time::Instant::now();
+    worker.stop();
+    tokio::time::timeout(Duration::from_secs(20), worker.wait())
+        .await
+        .expect("stop finishes without Redis")
+        .unwrap();
+    assert!(
+        t0.elapsed() < Duration::from_secs(15),
+        "took {:?}",
+        t0.elapsed()
+    );
+    redis.restart();
+    assert_eq!(
+        inprogress_total(&redis).await,
+        1,
+        "the unfinished job waits in Redis for recovery"
+    );
+}
