@@ -99,6 +99,11 @@ impl Timestamp {
         Number::from_f64(self.0).map_or(Value::Null, Value::Number)
     }
 
+    /// The same instant as a UTC date-time (for date-keyed stats and display).
+    pub fn to_datetime(self) -> chrono::DateTime<chrono::Utc> {
+        chrono::DateTime::from_timestamp_micros((self.0 * 1e6).round() as i64).unwrap_or_default()
+    }
+
     /// A sorted-set score string as Ruby's `Float#to_s` writes it.
     pub fn to_score(self) -> f64 {
         self.0
@@ -145,6 +150,15 @@ mod tests {
     fn whole_seconds_are_written_with_a_decimal_point() {
         let t = Timestamp::from_secs(1732400000.0);
         assert_eq!(serde_json::to_string(&t.to_json()).unwrap(), "1732400000.0");
+    }
+
+    #[test]
+    fn converts_to_utc_datetime() {
+        let t = Timestamp::from_secs(1_772_694_240.5); // 2026-03-05 07:04:00.5 UTC
+        assert_eq!(
+            t.to_datetime().to_rfc3339(),
+            "2026-03-05T07:04:00.500+00:00"
+        );
     }
 
     #[test]

@@ -83,8 +83,7 @@ pub async fn beat(
     let rtt_us = t0.elapsed().as_micros() as u64;
 
     let now = shared.clock.now();
-    let now_utc =
-        chrono::DateTime::from_timestamp_micros((now.as_secs() * 1e6) as i64).unwrap_or_default();
+    let now_utc = now.to_datetime();
     let pending = shared.stats.take();
     let work = shared.work_entries();
     let id = shared.identity.as_str();
@@ -150,8 +149,7 @@ pub async fn beat(
 pub async fn clear(shared: &Shared) -> redis::RedisResult<()> {
     let mut conn = shared.redis.clone();
     let now = shared.clock.now();
-    let now_utc =
-        chrono::DateTime::from_timestamp_micros((now.as_secs() * 1e6) as i64).unwrap_or_default();
+    let now_utc = now.to_datetime();
     let pending = shared.stats.take();
     let id = shared.identity.as_str();
     let mut pipe = redis::pipe();

@@ -594,8 +594,7 @@ async fn execute(shared: &Shared, ctx: &JobContext, lease: &Lease, parsed: Resul
     };
     let secs = t0.elapsed().as_secs_f64();
     let now = shared.clock.now();
-    let now_utc =
-        chrono::DateTime::from_timestamp_micros((now.as_secs() * 1e6) as i64).unwrap_or_default();
+    let now_utc = now.to_datetime();
     shared
         .stats
         .record(&class, now_utc, (secs * 1000.0) as u64, result.is_err());

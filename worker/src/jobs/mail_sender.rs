@@ -41,8 +41,7 @@ pub(super) async fn perform(ctx: &JobContext, job: &Job) -> Result<Performed, Fa
             permanent: false,
         });
     }
-    let now = chrono::DateTime::from_timestamp_micros((ctx.clock.now().as_secs() * 1e6) as i64)
-        .unwrap_or_default();
+    let now = ctx.clock.now().to_datetime();
     ctx.mailer
         .send_notification(&args.to, args.name.as_deref(), now)
         .await

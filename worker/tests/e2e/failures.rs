@@ -2,19 +2,8 @@
 
 use super::*;
 use serde_json::json;
-use sidekiq_wire::{Client, Job, Timestamp, mail::MailSenderArgs};
+use sidekiq_wire::{Client, Job, Timestamp};
 use testkit::{Fault, wait_until};
-
-fn mail(to: &str, mail_job_id: i64) -> Job {
-    MailSenderArgs {
-        to: to.into(),
-        name: Some("N".into()),
-        email_id: None,
-        mail_job_id: Some(mail_job_id),
-        simulate_error: false,
-    }
-    .into_job("default")
-}
 
 #[tokio::test]
 async fn smtp_4xx_goes_to_the_retry_set_as_ruby_reads_it_then_succeeds_after_the_backoff() {

@@ -123,6 +123,18 @@ pub async fn progress(redis: &RedisServer, id: i64) -> sidekiq_wire::mail::Progr
         .unwrap()[0]
 }
 
+/// A `MailSenderJob` to `to` on `default`, counted under `mail_job_id` if given.
+pub fn mail(to: &str, mail_job_id: impl Into<Option<i64>>) -> sidekiq_wire::Job {
+    sidekiq_wire::mail::MailSenderArgs {
+        to: to.into(),
+        name: None,
+        email_id: None,
+        mail_job_id: mail_job_id.into(),
+        simulate_error: false,
+    }
+    .into_job("default")
+}
+
 /// Pushes `n` MailSenderJobs for mail_job `id` with Ruby's own client (push_bulk).
 pub async fn ruby_push_mail(
     redis: &RedisServer,

@@ -143,14 +143,7 @@ async fn a_worker_started_before_redis_waits_for_it_instead_of_crashing() {
     );
     redis.restart();
     let client = sidekiq_wire::Client::connect(&redis.url()).await.unwrap();
-    let job = sidekiq_wire::mail::MailSenderArgs {
-        to: "late@example.test".into(),
-        name: None,
-        email_id: None,
-        mail_job_id: None,
-        simulate_error: false,
-    }
-    .into_job("default");
+    let job = mail("late@example.test", None);
     client.push(job).await.unwrap();
     smtp.wait_for(1, Duration::from_secs(20)).await;
     signal(&child, libc::SIGTERM);
@@ -231,14 +224,7 @@ async fn a_stop_during_a_redis_outage_ends_in_time_and_keeps_the_running_job() {
     s.shutdown_timeout = Duration::from_secs(2);
     let worker = start(s).await;
     let client = sidekiq_wire::Client::connect(&redis.url()).await.unwrap();
-    let job = sidekiq_wire::mail::MailSenderArgs {
-        to: "stuck@example.test".into(),
-        name: None,
-        email_id: None,
-        mail_job_id: None,
-        simulate_error: false,
-    }
-    .into_job("default");
+    let job = mail("stuck@example.test", None);
     client.push(job).await.unwrap();
     wait_until(Duration::from_secs(10), "job in flight", || async {
         (inprogress_total(&redis).await == 1).then_some(())

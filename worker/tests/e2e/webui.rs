@@ -2,19 +2,8 @@
 
 use super::*;
 use serde_json::json;
-use sidekiq_wire::{Client, Job, Timestamp, mail::MailSenderArgs};
+use sidekiq_wire::{Client, Job, Timestamp};
 use testkit::{Fault, SidekiqWeb, wait_until};
-
-fn mail(to: &str, id: i64) -> Job {
-    MailSenderArgs {
-        to: to.into(),
-        name: None,
-        email_id: None,
-        mail_job_id: Some(id),
-        simulate_error: false,
-    }
-    .into_job("default")
-}
 
 /// The `<score>-<jid>` key of the first job linked from a Retries or Dead list page.
 fn job_key(html: &str, section: &str) -> String {
