@@ -10,6 +10,7 @@
 //! - [`runner`]: start, the fetch loop, job execution, quiet/stop/shutdown.
 //! - [`fetch`]: reliable fetch into private in-progress lists, and their recovery.
 //! - [`outcome`]: releasing a lease and recording the result in one Lua script.
+//! - [`progress`]: exact bulk-send counters, reconciled when the Web UI removes jobs.
 //! - [`retry`]: Sidekiq's failure handling (backoff, retry set, dead set).
 //! - [`scheduler`]: moving due jobs from `retry` and `schedule` to their queues.
 //! - [`heartbeat`]: the Busy-page heartbeat, stats flush and Web UI signals.
@@ -27,6 +28,7 @@ pub mod jobs;
 pub mod mailer;
 pub mod metrics;
 pub mod outcome;
+pub mod progress;
 pub mod retry;
 pub mod runner;
 pub mod scheduler;

@@ -7,15 +7,18 @@
 //! runs twice.
 
 use crate::fetch::Lease;
+use crate::progress;
 use redis::Script;
 use sidekiq_wire::keys;
-use sidekiq_wire::mail::{PROGRESS_TTL_SECS, delivery_key, progress_key};
+use sidekiq_wire::mail::{PROGRESS_TTL_SECS, delivery_key};
 use std::sync::LazyLock;
 
-/// KEYS: in-progress list, target sorted set, jid state, progress hash, queue list.
+/// KEYS: in-progress list, target sorted set, jid state, progress hash, queue list,
+/// retrying set of the bulk send, index of bulk sends with retrying jobs.
 /// ARGV: fetched payload, action, new payload, score, new state ('' = none), state TTL,
-/// dead cutoff score, track progress ('1'/'0').
-static COMPLETE: LazyLock<Script> = LazyLock::new(|| Script::new(COMPLETE_LUA));
+/// dead cutoff score, track progress ('1'/'0'), jid, mail_job_id.
+static COMPLETE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(&format!("{}{COMPLETE_LUA}", progress::TRANSITION_LUA)));
 
 const COMPLETE_LUA: &str = r"
 if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end
@@ -29,18 +32,8 @@ elseif action == 'dead' then
 elseif action == 'requeue' then
   redis.call('RPUSH', KEYS[5], ARGV[1])
 end
-local new = ARGV[5]
-if new ~= '' then
-  local old = redis.call('GET', KEYS[3])
-  if old ~= 'sent' and old ~= new then
-    redis.call('SET', KEYS[3], new, 'EX', ARGV[6])
-    if ARGV[8] == '1' then
-      local counter = {sent = 'sent', retrying = 'retrying', dead = 'failed'}
-      if old and counter[old] then redis.call('HINCRBY', KEYS[4], counter[old], -1) end
-      redis.call('HINCRBY', KEYS[4], counter[new], 1)
-      redis.call('EXPIRE', KEYS[4], ARGV[6])
-    end
-  end
+if ARGV[5] ~= '' then
+  transition(KEYS[3], KEYS[4], KEYS[6], KEYS[7], ARGV[9], ARGV[10], ARGV[5], ARGV[6], ARGV[8], '')
 end
 return 1
 ";
@@ -121,28 +114,24 @@ where
         Action::Dead { payload, score } => ("dead", keys::DEAD, payload.as_str(), *score),
         Action::Requeue => ("requeue", keys::RETRY, "", 0.0),
     };
-    let (state_key, progress, state, track) = match tracking {
+    let (state_key, state, jid, id) = match tracking {
         Some(t) => (
             delivery_key(&t.jid),
-            t.mail_job_id
-                .map(progress_key)
-                .unwrap_or_else(|| "mailworker:progress:none".into()),
             t.state.as_str(),
-            if t.mail_job_id.is_some() { "1" } else { "0" },
+            t.jid.as_str(),
+            t.mail_job_id,
         ),
-        None => (
-            "mailworker:jid:none".into(),
-            "mailworker:progress:none".into(),
-            "",
-            "0",
-        ),
+        None => ("mailworker:jid:none".into(), "", "", None),
     };
+    let pk = progress::Keys::for_mail_job(id);
     let done: i64 = COMPLETE
         .key(&lease.list)
         .key(target)
         .key(&state_key)
-        .key(&progress)
+        .key(&pk.progress)
         .key(keys::queue(&lease.queue))
+        .key(&pk.retrying)
+        .key(progress::RETRYING_INDEX)
         .arg(&lease.payload)
         .arg(name)
         .arg(payload)
@@ -150,7 +139,9 @@ where
         .arg(state)
         .arg(PROGRESS_TTL_SECS)
         .arg(now - keys::DEAD_TIMEOUT_SECS)
-        .arg(track)
+        .arg(if id.is_some() { "1" } else { "0" })
+        .arg(jid)
+        .arg(id.unwrap_or_default())
         .invoke_async(conn)
         .await?;
     Ok(done == 1)

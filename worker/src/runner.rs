@@ -15,7 +15,7 @@ use crate::metrics::{Metrics, email_result};
 use crate::outcome::{self, Action, DeliveryState, Tracking};
 use crate::retry::{self, Disposition, Failure};
 use crate::stats::Stats;
-use crate::{http, scheduler};
+use crate::{http, progress, scheduler};
 use anyhow::Context;
 use rand::Rng;
 use redis::aio::ConnectionManager;
@@ -438,12 +438,22 @@ async fn recover_once(shared: &Shared) {
     }
 }
 
+/// Looks for crashed processes' jobs, and for retrying jobs the Web UI killed or deleted.
 async fn recovery_loop(shared: Arc<Shared>) {
+    let mut suspects = progress::Suspects::default();
     loop {
         let base = shared.settings.recovery_interval.as_secs_f64();
         let jitter = rand::rng().random_range(0.75..1.25);
         tokio::time::sleep(Duration::from_secs_f64((base * jitter).max(0.1))).await;
         recover_once(&shared).await;
+        let mut conn = shared.redis.clone();
+        match progress::reconcile(&mut conn, &mut suspects).await {
+            Ok(lost) if !lost.is_empty() => {
+                tracing::info!(jobs = lost.len(), jids = ?lost, "retrying jobs removed outside the worker (Web UI Kill/Delete) now count as failed");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "progress reconciliation failed; will retry"),
+        }
     }
 }
 

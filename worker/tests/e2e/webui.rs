@@ -178,7 +178,19 @@ async fn retry_now_kill_and_delete_from_the_web_ui() {
     );
     assert_eq!(zcard(&redis, "retry").await, 0);
 
-    // Retry Now from Dead ⇒ the worker runs it again and it is delivered.
+    // The killed and the deleted job never reach the worker again: the progress
+    // reconciliation counts them as failed instead of leaving them "retrying" forever.
+    wait_until(
+        Duration::from_secs(15),
+        "killed and deleted jobs counted as failed",
+        || async {
+            let p = progress(&redis, 2).await;
+            (p.sent == 1 && p.failed == 2 && p.retrying == 0).then_some(())
+        },
+    )
+    .await;
+
+    // Retry Now from Dead ⇒ the worker runs it again and it is delivered (failed ⇒ sent).
     assert_eq!(
         press_on_first_job(&web, "morgue", ("retry", "Retry")).await,
         302
@@ -186,6 +198,15 @@ async fn retry_now_kill_and_delete_from_the_web_ui() {
     smtp.wait_for(2, Duration::from_secs(10)).await;
     assert_eq!(zcard(&redis, "dead").await, 0);
     assert_eq!(smtp.count(), 2);
+    wait_until(
+        Duration::from_secs(5),
+        "revived job counted as sent",
+        || async {
+            let p = progress(&redis, 2).await;
+            (p.sent == 2 && p.failed == 1 && p.retrying == 0).then_some(())
+        },
+    )
+    .await;
     worker.stop();
     worker.wait().await.unwrap();
 }
