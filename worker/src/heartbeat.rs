@@ -116,22 +116,8 @@ pub async fn beat(
     pipe.expire(id, keys::HEARTBEAT_TTL_SECS).ignore();
     // Re-registering every beat heals a registry entry another process removed while we
     // were unreachable (it found our heartbeat expired and moved our jobs back).
-    for (queue, list) in shared.lists() {
-        pipe.hset(
-            fetch::REGISTRY,
-            list,
-            fetch::registry_entry_for_queue(id, queue),
-        )
+    pipe.hset_multiple(fetch::REGISTRY, &registry_entries(shared))
         .ignore();
-    }
-    for set in [keys::RETRY, keys::SCHEDULE] {
-        pipe.hset(
-            fetch::REGISTRY,
-            fetch::staging_key(id, set),
-            fetch::registry_entry_for_set(id, set),
-        )
-        .ignore();
-    }
     pipe.rpop(keys::signals(id), None);
     match pipe.query_async::<(Option<String>,)>(&mut conn).await {
         Ok((signal,)) => Ok(signal),
@@ -140,6 +126,22 @@ pub async fn beat(
             Err(e)
         }
     }
+}
+
+/// This process's lists in the recovery registry: its in-progress list per queue and its
+/// scheduler staging list per sorted set (field = list key, value = owner and origin).
+fn registry_entries(shared: &Shared) -> Vec<(String, String)> {
+    let id = shared.identity.as_str();
+    let queues = shared
+        .lists()
+        .map(|(queue, list)| (list.to_owned(), fetch::registry_entry_for_queue(id, queue)));
+    let sets = [keys::RETRY, keys::SCHEDULE].into_iter().map(|set| {
+        (
+            fetch::staging_key(id, set),
+            fetch::registry_entry_for_set(id, set),
+        )
+    });
+    queues.chain(sets).collect()
 }
 
 /// Removes this process from the Busy page, after a final stats flush (clean shutdown).
@@ -158,13 +160,11 @@ pub async fn clear(shared: &Shared) -> redis::RedisResult<()> {
     pipe.srem(keys::PROCESSES, id).ignore();
     pipe.del(&[keys::work(id), keys::workers(id), id.to_owned()])
         .ignore();
-    for (_, list) in shared.lists() {
-        pipe.hdel(fetch::REGISTRY, list).ignore();
-    }
-    for set in [keys::RETRY, keys::SCHEDULE] {
-        pipe.hdel(fetch::REGISTRY, fetch::staging_key(id, set))
-            .ignore();
-    }
+    let fields: Vec<String> = registry_entries(shared)
+        .into_iter()
+        .map(|(f, _)| f)
+        .collect();
+    pipe.hdel(fetch::REGISTRY, fields).ignore();
     if let Err(e) = pipe.query_async::<()>(&mut conn).await {
         shared.stats.restore(pending);
         return Err(e);
