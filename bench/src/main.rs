@@ -11,8 +11,8 @@
 //! `REDIS_URL` selects the server. `CLASS` is `MailSenderJob` or `NoopJob`.
 
 use anyhow::{Context, bail};
+use mail_protocol::MailSenderArgs;
 use serde_json::json;
-use sidekiq_wire::mail::MailSenderArgs;
 use sidekiq_wire::{Client, Job, Timestamp};
 use std::time::Instant;
 

@@ -14,15 +14,14 @@
 //! - [`client`]: `push`, `push_bulk`, scheduled push.
 //! - [`process`]: heartbeat records (`processes`, `<identity>` hashes) for writers and readers.
 //! - [`overview`]: dashboard numbers (queue sizes and latency, totals).
-//! - [`mail`]: this project's `MailSenderJob` definition and its progress keys.
 //!
-//! The crate has no HTTP, SMTP or SQL in it: both binaries depend on it, never on each other.
+//! The crate knows nothing of this project's jobs (those are in `mail-protocol`) and has no
+//! HTTP, SMTP or SQL in it.
 
 pub mod backtrace;
 pub mod client;
 pub mod job;
 pub mod keys;
-pub mod mail;
 pub mod overview;
 pub mod process;
 pub mod timestamp;

@@ -280,8 +280,8 @@ mod tests {
     use super::*;
     use crate::db::Db;
 
-    fn seeded(n: usize) -> (testkit::TempDir, Connection) {
-        let dir = testkit::TempDir::new("addresses");
+    fn seeded(n: usize) -> (test_services::TempDir, Connection) {
+        let dir = test_services::TempDir::new("addresses");
         let path = dir.path().join("t.sqlite3");
         drop(Db::open(&path).unwrap());
         let mut conn = Connection::open(&path).unwrap();

@@ -183,7 +183,7 @@ mod tests {
 
     #[tokio::test]
     async fn migrations_apply_once_and_set_user_version() {
-        let dir = testkit::TempDir::new("db");
+        let dir = test_services::TempDir::new("db");
         let path = dir.path().join("nested/dir/t.sqlite3");
         let db = Db::open(&path).unwrap();
         let (version, mode): (usize, String) = db
@@ -205,7 +205,7 @@ mod tests {
 
     #[test]
     fn a_newer_schema_is_refused() {
-        let dir = testkit::TempDir::new("db");
+        let dir = test_services::TempDir::new("db");
         let path = dir.path().join("t.sqlite3");
         let conn = Connection::open(&path).unwrap();
         conn.execute_batch("PRAGMA user_version = 99").unwrap();

@@ -132,7 +132,7 @@ pub async fn mail_jobs(
     let ids: Vec<i64> = stored.iter().map(|j| j.id).collect();
     let live = state
         .redis
-        .read(|mut c| async move { sidekiq_wire::mail::read_progress(&mut c, &ids).await })
+        .read(|mut c| async move { mail_protocol::progress::read_progress(&mut c, &ids).await })
         .await;
     let redis_ok = live.is_ok();
     let live = live.unwrap_or_default();
@@ -225,7 +225,7 @@ pub async fn sample_throughput(state: AppState, stop: tokio_util::sync::Cancella
         };
         let done = state
             .redis
-            .read(|mut c| async move { sidekiq_wire::mail::read_progress(&mut c, &ids).await })
+            .read(|mut c| async move { mail_protocol::progress::read_progress(&mut c, &ids).await })
             .await;
         if let Ok(progress) = done {
             let total: i64 = progress.iter().map(|p| p.sent + p.failed).sum();

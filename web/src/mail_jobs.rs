@@ -5,9 +5,9 @@
 //! counts back when they change state, so the history survives the Redis TTL (7 days).
 
 use crate::db::{DbError, now_timestamp};
+use mail_protocol::Progress;
 use rusqlite::{Connection, params};
 use serde::Serialize;
-use sidekiq_wire::mail::Progress;
 
 /// Where a bulk send is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -8,9 +8,10 @@
 
 use crate::fetch::Lease;
 use crate::progress;
+use mail_protocol::keys::delivery as delivery_key;
+use mail_protocol::progress::PROGRESS_TTL_SECS;
 use redis::Script;
 use sidekiq_wire::keys;
-use sidekiq_wire::mail::{PROGRESS_TTL_SECS, delivery_key};
 use std::sync::LazyLock;
 
 /// KEYS: in-progress list, target sorted set, jid state, progress hash, queue list,

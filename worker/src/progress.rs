@@ -11,8 +11,9 @@
 //! moves on from `dead` like any other.
 
 use crate::fetch;
+use mail_protocol::keys::{delivery as delivery_key, progress as progress_key};
+use mail_protocol::progress::PROGRESS_TTL_SECS;
 use redis::Script;
-use sidekiq_wire::mail::{PROGRESS_TTL_SECS, delivery_key, progress_key};
 use sidekiq_wire::{Job, keys};
 use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;

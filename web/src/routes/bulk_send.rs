@@ -12,8 +12,9 @@ use crate::mail_jobs;
 use crate::state::AppState;
 use axum::extract::{Form, State};
 use axum::http::HeaderMap;
+use mail_protocol::MailSenderArgs;
+use mail_protocol::keys::progress as progress_key;
 use serde::Deserialize;
-use sidekiq_wire::mail::{MailSenderArgs, progress_key};
 
 /// Queues a bulk send may use.
 const QUEUES: [&str; 2] = ["default", "high"];
@@ -44,7 +45,7 @@ pub(super) async fn bulk_send(
         }
     };
     let queue = if form.queue.is_empty() {
-        sidekiq_wire::mail::DEFAULT_QUEUE.to_owned()
+        mail_protocol::job::DEFAULT_QUEUE.to_owned()
     } else {
         form.queue.clone()
     };

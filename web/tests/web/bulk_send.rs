@@ -1,9 +1,9 @@
 //! Bulk sends: jobs really land in Redis in Sidekiq's format.
 
 use crate::support::TestApp;
+use mail_protocol::MailSenderArgs;
 use redis::AsyncCommands;
 use sidekiq_wire::Job;
-use sidekiq_wire::mail::MailSenderArgs;
 use std::collections::HashSet;
 
 async fn queue_payloads(app: &TestApp, queue: &str) -> Vec<String> {
@@ -46,7 +46,7 @@ async fn one_thousand_jobs_in_sidekiq_format_for_distinct_recipients() {
     assert_eq!(queues, vec!["default".to_string()]);
 
     // Ruby's Sidekiq reads the same queue.
-    let ruby = testkit::ruby::json(
+    let ruby = test_services::ruby::json(
         &app.redis().url(),
         r#"q = Sidekiq::Queue.new("default"); j = q.first
            puts({size: q.size, klass: j.klass, to: j.args[0]["to"], latency: q.latency < 60}.to_json)"#,
@@ -137,7 +137,7 @@ async fn too_few_addresses_enqueue_nothing() {
 async fn counts_outside_the_limit_are_refused() {
     let app = TestApp::with(
         |c| c.bulk_send_max = 5_000,
-        Some(testkit::RedisServer::start()),
+        Some(test_services::RedisServer::start()),
     )
     .await;
     app.seed(10).await;

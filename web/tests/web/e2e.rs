@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::process::Stdio;
 use std::time::Duration;
-use testkit::{RedisServer, SmtpServer, TempDir, bin_path, free_port, wait_until};
+use test_services::{RedisServer, SmtpServer, TempDir, bin_path, free_port, wait_until};
 use tokio::io::AsyncReadExt;
 use tokio::process::{Child, Command};
 
@@ -91,7 +91,7 @@ async fn csv_import_then_bulk_send_delivers_exactly_those_recipients() {
         .text()
         .await
         .unwrap();
-    let token = testkit::sidekiq_web::csrf_token(&page).expect("authenticity_token");
+    let token = test_services::sidekiq_web::csrf_token(&page).expect("authenticity_token");
 
     // Import 1,200 addresses.
     let mut csv = String::from("name,email\n");

@@ -35,7 +35,7 @@ async fn health_ready_and_live_follow_redis() {
     eprintln!("page with Redis down: {:?}", started.elapsed());
 
     app.redis.as_mut().unwrap().restart();
-    testkit::wait_until(
+    test_services::wait_until(
         std::time::Duration::from_secs(10),
         "ready again",
         || async { (app.get("/health/ready").await.status() == StatusCode::OK).then_some(()) },

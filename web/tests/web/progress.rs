@@ -2,8 +2,8 @@
 //! into `/mail_jobs.json` and the `/progress` fragment; final counts kept in SQLite.
 
 use crate::support::{TestApp, json, text};
+use mail_protocol::keys::progress as progress_key;
 use redis::AsyncCommands;
-use sidekiq_wire::mail::progress_key;
 
 async fn set_progress(app: &TestApp, id: i64, sent: i64, failed: i64, retrying: i64) {
     let mut c = app.redis().conn().await;

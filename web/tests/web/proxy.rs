@@ -3,7 +3,7 @@
 use crate::support::{TestApp, text};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use testkit::{RedisServer, SidekiqWeb};
+use test_services::{RedisServer, SidekiqWeb};
 
 async fn app_with_sidekiq_web() -> (TestApp, SidekiqWeb) {
     let redis = RedisServer::start();
@@ -57,7 +57,7 @@ async fn sidekiq_forms_work_through_the_proxy_with_session_and_token() {
         "Set-Cookie passed through"
     );
     let page = text(res).await;
-    let token = testkit::sidekiq_web::csrf_token(&page).expect("token on the page");
+    let token = test_services::sidekiq_web::csrf_token(&page).expect("token on the page");
 
     // Without the token: Sidekiq refuses, nothing cleared.
     let res = app
@@ -71,7 +71,7 @@ async fn sidekiq_forms_work_through_the_proxy_with_session_and_token() {
         .await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     let size = || async {
-        testkit::ruby::json(
+        test_services::ruby::json(
             &app.redis().url(),
             r#"puts({n: Sidekiq::Queue.new("default").size}.to_json)"#,
         )

@@ -8,7 +8,7 @@ use axum::response::Response;
 use mail_web::{AppState, Config, router};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
-use testkit::{RedisServer, TempDir};
+use test_services::{RedisServer, TempDir};
 use tower::ServiceExt;
 
 /// A Redis URL nothing listens on: port 1 is privileged and unused, so connects are refused

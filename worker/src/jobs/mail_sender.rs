@@ -7,8 +7,8 @@
 use super::{JobContext, Performed};
 use crate::outcome;
 use crate::retry::Failure;
+use mail_protocol::MailSenderArgs;
 use sidekiq_wire::Job;
-use sidekiq_wire::mail::MailSenderArgs;
 
 /// Share of attempts that fail when `simulate_error` is set (the seed's `rand < 0.3`).
 const SIMULATED_FAILURE_RATE: f64 = 0.3;

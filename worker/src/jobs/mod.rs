@@ -43,7 +43,7 @@ pub enum Performed {
 /// A [`Failure`] for the retry handler.
 pub async fn perform(ctx: &JobContext, job: &Job) -> Result<Performed, Failure> {
     match job.class() {
-        sidekiq_wire::mail::CLASS => mail_sender::perform(ctx, job).await,
+        mail_protocol::job::CLASS => mail_sender::perform(ctx, job).await,
         NOOP_CLASS => Ok(Performed::Done),
         other => Err(Failure {
             class: "NameError".into(),

@@ -3,7 +3,7 @@
 use super::*;
 use mail_parser::MimeHeaders;
 use std::collections::BTreeSet;
-use testkit::wait_until;
+use test_services::wait_until;
 
 #[tokio::test]
 async fn ruby_enqueued_mail_jobs_are_delivered_with_text_and_html_parts() {
@@ -130,7 +130,7 @@ async fn heartbeat_has_what_the_6_4_7_and_8_busy_pages_need() {
         .unwrap();
     assert_eq!(members, vec![id.clone()]);
     // Ruby's API sees the process as Sidekiq would.
-    let ruby = testkit::ruby::json(
+    let ruby = test_services::ruby::json(
         &redis.url(),
         r#"p = Sidekiq::ProcessSet.new.first
            puts JSON.generate({"identity" => p.identity, "concurrency" => p["concurrency"], "queues" => p["queues"], "quiet" => p.stopping?})"#,

@@ -3,7 +3,7 @@
 use super::*;
 use serde_json::json;
 use sidekiq_wire::{Client, Job, Timestamp};
-use testkit::{Fault, wait_until};
+use test_services::{Fault, wait_until};
 
 #[tokio::test]
 async fn smtp_4xx_goes_to_the_retry_set_as_ruby_reads_it_then_succeeds_after_the_backoff() {
@@ -38,7 +38,7 @@ async fn smtp_4xx_goes_to_the_retry_set_as_ruby_reads_it_then_succeeds_after_the
     );
     assert_eq!(progress(&redis, 3).await.retrying, 1);
     // Ruby's RetrySet reads every field the Retries page shows.
-    let ruby = testkit::ruby::json(
+    let ruby = test_services::ruby::json(
         &redis.url(),
         r##"j = Sidekiq::RetrySet.new.first
            puts JSON.generate({"jid" => j.jid, "klass" => j.klass, "queue" => j.queue, "count" => j["retry_count"],
@@ -123,7 +123,7 @@ async fn retry_3_ends_in_the_dead_set_after_four_attempts_read_by_ruby_dead_set(
     assert_eq!(zcard(&redis, "retry").await, 0);
     let p = progress(&redis, 4).await;
     assert_eq!((p.sent, p.failed, p.retrying), (0, 1, 0));
-    let ruby = testkit::ruby::json(
+    let ruby = test_services::ruby::json(
         &redis.url(),
         r#"j = Sidekiq::DeadSet.new.first
            puts JSON.generate({"jid" => j.jid, "count" => j["retry_count"], "class" => j["error_class"]})"#,
@@ -248,7 +248,7 @@ async fn malformed_json_unknown_class_and_bad_args_go_to_the_dead_set_never_drop
     assert_eq!(llen(&redis, "queue:default").await, 0);
     assert_eq!(inprogress_total(&redis).await, 0);
     // The Dead page renders all of them (the raw one as invalid JSON).
-    let web = testkit::SidekiqWeb::start(&redis.url()).await;
+    let web = test_services::SidekiqWeb::start(&redis.url()).await;
     let (status, body) = web.get("/morgue").await;
     assert_eq!(status, 200);
     assert!(body.contains("Billing::Invoice"));

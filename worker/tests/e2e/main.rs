@@ -1,5 +1,5 @@
 //! End-to-end tests of mail-worker against a real Redis, the real Ruby Sidekiq 6.4.1 (client
-//! and Web UI) and a real SMTP server (testkit's in-process one, which can inject faults).
+//! and Web UI) and a real SMTP server (test-services' in-process one, which can inject faults).
 //! One test binary, one module per area.
 #![allow(
     clippy::unwrap_used,
@@ -18,7 +18,7 @@ use serde_json::Value;
 use sidekiq_wire::keys;
 use std::process::Stdio;
 use std::time::Duration;
-use testkit::{RedisServer, SmtpServer};
+use test_services::{RedisServer, SmtpServer};
 
 /// Settings for a worker against these servers, with short intervals so tests run fast.
 pub fn settings(redis: &RedisServer, smtp: &SmtpServer) -> Settings {
@@ -116,16 +116,16 @@ pub async fn inprogress_total(redis: &RedisServer) -> u64 {
     total
 }
 
-pub async fn progress(redis: &RedisServer, id: i64) -> sidekiq_wire::mail::Progress {
+pub async fn progress(redis: &RedisServer, id: i64) -> mail_protocol::Progress {
     let mut c = redis.conn().await;
-    sidekiq_wire::mail::read_progress(&mut c, &[id])
+    mail_protocol::progress::read_progress(&mut c, &[id])
         .await
         .unwrap()[0]
 }
 
 /// A `MailSenderJob` to `to` on `default`, counted under `mail_job_id` if given.
 pub fn mail(to: &str, mail_job_id: impl Into<Option<i64>>) -> sidekiq_wire::Job {
-    sidekiq_wire::mail::MailSenderArgs {
+    mail_protocol::MailSenderArgs {
         to: to.into(),
         name: None,
         email_id: None,
@@ -143,7 +143,7 @@ pub async fn ruby_push_mail(
     queue: &str,
     simulate_error: bool,
 ) -> Vec<String> {
-    let out = testkit::ruby::json(
+    let out = test_services::ruby::json(
         &redis.url(),
         &format!(
             r#"

@@ -5,7 +5,7 @@
 
 use super::*;
 use std::collections::HashMap;
-use testkit::wait_until;
+use test_services::wait_until;
 
 const JOBS: usize = 2000;
 
@@ -218,7 +218,7 @@ async fn a_job_that_keeps_crashing_processes_goes_to_the_dead_set_as_a_poison_pi
 async fn a_stop_during_a_redis_outage_ends_in_time_and_keeps_the_running_job() {
     let mut redis = RedisServer::start_persistent();
     let smtp = SmtpServer::start().await;
-    smtp.push_fault(testkit::Fault::Stall);
+    smtp.push_fault(test_services::Fault::Stall);
     let mut s = settings(&redis, &smtp);
     s.smtp_timeout = Duration::from_secs(60);
     s.shutdown_timeout = Duration::from_secs(2);

@@ -3,7 +3,7 @@
 use super::*;
 use serde_json::json;
 use sidekiq_wire::{Client, Job, Timestamp};
-use testkit::{Fault, SidekiqWeb, wait_until};
+use test_services::{Fault, SidekiqWeb, wait_until};
 
 /// The `<score>-<jid>` key of the first job linked from a Retries or Dead list page.
 fn job_key(html: &str, section: &str) -> String {

@@ -1,11 +1,11 @@
-//! This project's job: `MailSenderJob`, and the Redis keys its progress is counted in.
+//! `MailSenderJob`: its class name, retry policy, queues and arguments.
 //!
 //! The args are one JSON object so the worker never needs the web's database:
 //! `{"to": "...", "name": "...", "email_id": 1, "mail_job_id": 2, "simulate_error": false}`;
 //! only `to` is required.
 
-use crate::job::{Job, Retry};
 use serde::{Deserialize, Serialize};
+use sidekiq_wire::{Job, Retry};
 
 /// The job class name, as Ruby's `MailSenderJob` would have it.
 pub const CLASS: &str = "MailSenderJob";
@@ -13,6 +13,8 @@ pub const CLASS: &str = "MailSenderJob";
 pub const RETRIES: i64 = 3;
 /// The queue used unless the caller picks another (`high`).
 pub const DEFAULT_QUEUE: &str = "default";
+/// The queue the worker weights 2:1 over [`DEFAULT_QUEUE`] (`WORKER_QUEUES=high,2 default,1`).
+pub const HIGH_QUEUE: &str = "high";
 
 /// The single argument of a `MailSenderJob`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -57,67 +59,6 @@ impl MailSenderArgs {
             other => Err(BadArgs(format!("got {} arguments", other.len()))),
         }
     }
-}
-
-/// Progress counters of one bulk send: hash fields `sent`, `failed`, `retrying`.
-///
-/// The worker keeps them exact: each jid's state (`sent`, `retrying`, `dead`) is stored under
-/// [`delivery_key`] and a state change moves one unit between counters in one Lua script,
-/// so re-executing a job never counts it twice. `failed` counts jobs that died; a dead job
-/// retried from the Web UI that then succeeds moves from `failed` to `sent`.
-pub fn progress_key(mail_job_id: i64) -> String {
-    format!("mailworker:progress:{mail_job_id}")
-}
-
-/// Where the state of one jid is remembered (`sent`, `retrying`, `dead`), so that a job
-/// executed twice is mailed and counted once.
-pub fn delivery_key(jid: &str) -> String {
-    format!("mailworker:jid:{jid}")
-}
-
-/// How long progress and per-jid state are kept (7 days).
-pub const PROGRESS_TTL_SECS: i64 = 7 * 24 * 60 * 60;
-
-/// The counters of one bulk send as the worker left them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Progress {
-    /// Messages the SMTP server accepted.
-    pub sent: i64,
-    /// Jobs that died (retries exhausted or unrecoverable).
-    pub failed: i64,
-    /// Jobs waiting in the retry set right now.
-    pub retrying: i64,
-}
-
-/// Reads the progress of several bulk sends in one round trip (missing ones read as zero).
-///
-/// # Errors
-/// Redis errors.
-pub async fn read_progress<C>(
-    conn: &mut C,
-    mail_job_ids: &[i64],
-) -> Result<Vec<Progress>, redis::RedisError>
-where
-    C: redis::aio::ConnectionLike + Send,
-{
-    if mail_job_ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut pipe = redis::pipe();
-    for id in mail_job_ids {
-        pipe.cmd("HMGET")
-            .arg(progress_key(*id))
-            .arg(&["sent", "failed", "retrying"]);
-    }
-    let rows: Vec<(Option<i64>, Option<i64>, Option<i64>)> = pipe.query_async(conn).await?;
-    Ok(rows
-        .into_iter()
-        .map(|(s, f, r)| Progress {
-            sent: s.unwrap_or(0),
-            failed: f.unwrap_or(0),
-            retrying: r.unwrap_or(0).max(0),
-        })
-        .collect())
 }
 
 #[cfg(test)]

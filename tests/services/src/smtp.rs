@@ -140,7 +140,7 @@ async fn session(sock: TcpStream, state: Arc<Mutex<State>>, notify: Arc<Notify>)
     let mut line = String::new();
     let mut from = String::new();
     let mut to = Vec::new();
-    if w.write_all(b"220 testkit ESMTP\r\n").await.is_err() {
+    if w.write_all(b"220 test-services ESMTP\r\n").await.is_err() {
         return;
     }
     loop {
@@ -151,7 +151,7 @@ async fn session(sock: TcpStream, state: Arc<Mutex<State>>, notify: Arc<Notify>)
         }
         let upper = line.trim_end().to_ascii_uppercase();
         let reply: &[u8] = if upper.starts_with("EHLO") {
-            b"250-testkit\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 PIPELINING\r\n"
+            b"250-test-services\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 PIPELINING\r\n"
         } else if upper.starts_with("HELO") || upper == "RSET" || upper == "NOOP" {
             if upper == "RSET" {
                 from.clear();

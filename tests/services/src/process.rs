@@ -58,9 +58,11 @@ pub fn bin_path(name: &str) -> PathBuf {
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
+    // This crate lives in `<root>/tests/services`.
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ has a parent")
+        .ancestors()
+        .nth(2)
+        .expect("tests/services has a grandparent")
         .to_path_buf()
 }
 

@@ -1,8 +1,9 @@
 //! The wire format against the real Ruby Sidekiq, both directions.
 
+use mail_protocol::MailSenderArgs;
 use serde_json::{Value, json};
-use sidekiq_wire::{Client, Job, Retry, Timestamp, keys, mail::MailSenderArgs};
-use testkit::{RedisServer, SidekiqWeb, ruby};
+use sidekiq_wire::{Client, Job, Retry, Timestamp, keys};
+use test_services::{RedisServer, SidekiqWeb, ruby};
 
 fn now() -> f64 {
     Timestamp::now().as_secs()

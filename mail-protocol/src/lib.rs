@@ -1,0 +1,20 @@
+//! The contract between `mail-web` and `mail-worker`.
+//!
+//! The two binaries never depend on each other; what one writes and the other reads is
+//! defined here, on top of Sidekiq's own data model in `sidekiq-wire`:
+//!
+//! # Layout
+//! - [`job`]: `MailSenderJob` (class name, `retry: 3`, queues) and its arguments.
+//! - [`keys`]: every `mailworker:*` Redis key (progress, delivery states, reliable-fetch
+//!   registry).
+//! - [`progress`]: exact bulk-send counters, the Lua that moves them, the "already sent" rule.
+//! - [`address`]: the e-mail address rule, so an address the web accepts is one the worker
+//!   can deliver to.
+
+pub mod address;
+pub mod job;
+pub mod keys;
+pub mod progress;
+
+pub use job::MailSenderArgs;
+pub use progress::{DeliveryState, Progress};

@@ -1,0 +1,118 @@
+//! Progress of a bulk send, counted exactly by the worker and read by the web.
+//!
+//! Each jid has a delivery state ([`DeliveryState`]) under [`keys::delivery`], and each bulk
+//! send has counters `sent` / `failed` / `retrying` under [`keys::progress`]. They change only
+//! through [`TRANSITION_LUA`]'s `transition()`, which moves one unit between counters in the
+//! same script that changes the state, so re-executing a job never counts it twice. `sent` is
+//! final: a jid already delivered is not mailed again ([`already_sent`]). `failed` counts jobs
+//! that died; a dead job retried from the Web UI that then succeeds moves to `sent`.
+
+use crate::keys;
+
+/// How long progress and per-jid state are kept (7 days).
+pub const PROGRESS_TTL_SECS: i64 = 7 * 24 * 60 * 60;
+
+/// The Lua `transition(state_key, progress_key, retrying_key, index_key, jid, mail_job_id,
+/// new, ttl, track, only_from)` shared by every script that changes a jid's state.
+pub const TRANSITION_LUA: &str = r"
+local function transition(state_key, progress_key, retrying_key, index_key, jid, mail_job_id, new, ttl, track, only_from)
+  local old = redis.call('GET', state_key)
+  if old == 'sent' or old == new then return 0 end
+  if only_from ~= '' and old ~= only_from then return 0 end
+  redis.call('SET', state_key, new, 'EX', ttl)
+  if track == '1' then
+    local counter = {sent = 'sent', retrying = 'retrying', dead = 'failed'}
+    if old and counter[old] then redis.call('HINCRBY', progress_key, counter[old], -1) end
+    redis.call('HINCRBY', progress_key, counter[new], 1)
+    redis.call('EXPIRE', progress_key, ttl)
+    if new == 'retrying' then
+      redis.call('SADD', retrying_key, jid)
+      redis.call('EXPIRE', retrying_key, ttl)
+      redis.call('SADD', index_key, mail_job_id)
+    else
+      redis.call('SREM', retrying_key, jid)
+    end
+  end
+  return 1
+end
+";
+
+/// The delivery state of a jid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryState {
+    /// The SMTP server accepted the message (final).
+    Sent,
+    /// Waiting in the retry set.
+    Retrying,
+    /// In the dead set (or discarded).
+    Dead,
+}
+
+impl DeliveryState {
+    /// The value stored under [`keys::delivery`].
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Sent => "sent",
+            DeliveryState::Retrying => "retrying",
+            DeliveryState::Dead => "dead",
+        }
+    }
+}
+
+/// The counters of one bulk send as the worker left them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Messages the SMTP server accepted.
+    pub sent: i64,
+    /// Jobs that died (retries exhausted or unrecoverable).
+    pub failed: i64,
+    /// Jobs waiting in the retry set right now.
+    pub retrying: i64,
+}
+
+/// Reads the progress of several bulk sends in one round trip (missing ones read as zero).
+///
+/// # Errors
+/// Redis errors.
+pub async fn read_progress<C>(
+    conn: &mut C,
+    mail_job_ids: &[i64],
+) -> Result<Vec<Progress>, redis::RedisError>
+where
+    C: redis::aio::ConnectionLike + Send,
+{
+    if mail_job_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut pipe = redis::pipe();
+    for id in mail_job_ids {
+        pipe.cmd("HMGET")
+            .arg(keys::progress(*id))
+            .arg(&["sent", "failed", "retrying"]);
+    }
+    let rows: Vec<(Option<i64>, Option<i64>, Option<i64>)> = pipe.query_async(conn).await?;
+    Ok(rows
+        .into_iter()
+        .map(|(s, f, r)| Progress {
+            sent: s.unwrap_or(0),
+            failed: f.unwrap_or(0),
+            retrying: r.unwrap_or(0).max(0),
+        })
+        .collect())
+}
+
+/// Whether this jid was already delivered: a job executed twice (recovered after a crash,
+/// or revived from the Web UI) must not mail twice.
+///
+/// # Errors
+/// Redis errors.
+pub async fn already_sent<C>(conn: &mut C, jid: &str) -> redis::RedisResult<bool>
+where
+    C: redis::aio::ConnectionLike + Send,
+{
+    let state: Option<String> = redis::cmd("GET")
+        .arg(keys::delivery(jid))
+        .query_async(conn)
+        .await?;
+    Ok(state.as_deref() == Some(DeliveryState::Sent.as_str()))
+}
