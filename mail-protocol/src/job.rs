@@ -35,6 +35,35 @@ pub struct MailSenderArgs {
     pub simulate_error: bool,
 }
 
+/// The bulk send a job is counted toward, as it appears in Redis keys and in
+/// [`crate::keys::RETRYING_INDEX`]. Opaque to the worker: only the web builds one from its
+/// own ids; the worker takes it from a job's args or from the index.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SendId(String);
+
+impl SendId {
+    /// The send recorded as `mail_jobs.id = mail_job_id` by the web.
+    pub fn for_mail_job(mail_job_id: i64) -> Self {
+        SendId(mail_job_id.to_string())
+    }
+
+    /// A send id as stored in Redis (a member of [`crate::keys::RETRYING_INDEX`]).
+    pub fn from_stored(stored: String) -> Self {
+        SendId(stored)
+    }
+
+    /// The form used in keys.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for SendId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// The args of a job could not be read as [`MailSenderArgs`].
 #[derive(Debug, thiserror::Error)]
 #[error("MailSenderJob args must be [{{\"to\": ..}}]: {0}")]
@@ -47,6 +76,11 @@ impl MailSenderArgs {
         Job::new(CLASS, vec![arg])
             .with_queue(queue)
             .with_retry(Retry::Max(RETRIES))
+    }
+
+    /// The bulk send this job counts toward, if any.
+    pub fn send_id(&self) -> Option<SendId> {
+        self.mail_job_id.map(SendId::for_mail_job)
     }
 
     /// Reads the args of a `MailSenderJob`.

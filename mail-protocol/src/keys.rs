@@ -3,6 +3,8 @@
 //! None of them is in `queues`, so the Sidekiq Web UI never shows them. The web reads the
 //! progress keys; everything else is the worker's bookkeeping.
 
+use crate::job::SendId;
+
 /// HASH: in-progress or staging list key ⇒ JSON `{"identity", "queue"}` or
 /// `{"identity", "set"}`: every private list a process holds jobs in, so that another
 /// process can give them back when the owner's heartbeat has expired.
@@ -26,13 +28,13 @@ pub fn staging(identity: &str, set: &str) -> String {
 }
 
 /// HASH of one bulk send's counters: `sent`, `failed`, `retrying`.
-pub fn progress(mail_job_id: i64) -> String {
-    format!("mailworker:progress:{mail_job_id}")
+pub fn progress(send: &SendId) -> String {
+    format!("mailworker:progress:{send}")
 }
 
 /// SET of one bulk send's jids in state `retrying`.
-pub fn retrying(mail_job_id: i64) -> String {
-    format!("mailworker:retrying:{mail_job_id}")
+pub fn retrying(send: &SendId) -> String {
+    format!("mailworker:retrying:{send}")
 }
 
 /// STRING: the delivery state of one jid (`sent`, `retrying`, `dead`).
@@ -57,7 +59,8 @@ mod tests {
     #[test]
     fn names_are_stable() {
         // The web and older workers read these; renaming one is a breaking change.
-        assert_eq!(progress(7), "mailworker:progress:7");
+        let send = SendId::for_mail_job(7);
+        assert_eq!(progress(&send), "mailworker:progress:7");
         assert_eq!(delivery("abc"), "mailworker:jid:abc");
         assert_eq!(
             inprogress("h:1:ff", "default"),
@@ -67,6 +70,6 @@ mod tests {
             staging("h:1:ff", "retry"),
             "mailworker:staging:h:1:ff:retry"
         );
-        assert_eq!(retrying(7), "mailworker:retrying:7");
+        assert_eq!(retrying(&send), "mailworker:retrying:7");
     }
 }

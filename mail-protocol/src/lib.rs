@@ -16,5 +16,5 @@ pub mod job;
 pub mod keys;
 pub mod progress;
 
-pub use job::MailSenderArgs;
+pub use job::{MailSenderArgs, SendId};
 pub use progress::{DeliveryState, Progress};

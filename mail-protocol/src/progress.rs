@@ -7,6 +7,7 @@
 //! final: a jid already delivered is not mailed again ([`already_sent`]). `failed` counts jobs
 //! that died; a dead job retried from the Web UI that then succeeds moves to `sent`.
 
+use crate::job::SendId;
 use crate::keys;
 
 /// How long progress and per-jid state are kept (7 days).
@@ -76,18 +77,18 @@ pub struct Progress {
 /// Redis errors.
 pub async fn read_progress<C>(
     conn: &mut C,
-    mail_job_ids: &[i64],
+    sends: &[SendId],
 ) -> Result<Vec<Progress>, redis::RedisError>
 where
     C: redis::aio::ConnectionLike + Send,
 {
-    if mail_job_ids.is_empty() {
+    if sends.is_empty() {
         return Ok(Vec::new());
     }
     let mut pipe = redis::pipe();
-    for id in mail_job_ids {
+    for send in sends {
         pipe.cmd("HMGET")
-            .arg(keys::progress(*id))
+            .arg(keys::progress(send))
             .arg(&["sent", "failed", "retrying"]);
     }
     let rows: Vec<(Option<i64>, Option<i64>, Option<i64>)> = pipe.query_async(conn).await?;

@@ -6,6 +6,7 @@
 
 use crate::mail_jobs::{self, MailJob};
 use crate::state::AppState;
+use mail_protocol::SendId;
 use serde::Serialize;
 use sidekiq_wire::overview::{QueueSummary, Totals};
 use sidekiq_wire::process::ProcessSnapshot;
@@ -129,7 +130,7 @@ pub async fn mail_jobs(
     limit: usize,
 ) -> Result<(Vec<MailJob>, bool), crate::db::DbError> {
     let stored = state.db.call(move |c| mail_jobs::recent(c, limit)).await?;
-    let ids: Vec<i64> = stored.iter().map(|j| j.id).collect();
+    let ids: Vec<SendId> = stored.iter().map(|j| SendId::for_mail_job(j.id)).collect();
     let live = state
         .redis
         .read(|mut c| async move { mail_protocol::progress::read_progress(&mut c, &ids).await })
@@ -216,8 +217,8 @@ pub async fn sample_throughput(state: AppState, stop: tokio_util::sync::Cancella
             .call(|c| {
                 Ok(mail_jobs::recent(c, HISTORY)?
                     .iter()
-                    .map(|j| j.id)
-                    .collect::<Vec<i64>>())
+                    .map(|j| SendId::for_mail_job(j.id))
+                    .collect::<Vec<SendId>>())
             })
             .await
         else {

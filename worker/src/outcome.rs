@@ -8,6 +8,7 @@
 
 use crate::fetch::Lease;
 use crate::progress;
+use mail_protocol::SendId;
 use mail_protocol::keys::delivery as delivery_key;
 use mail_protocol::progress::PROGRESS_TTL_SECS;
 use redis::Script;
@@ -89,7 +90,7 @@ pub struct Tracking {
     /// The job id.
     pub jid: String,
     /// The bulk send it belongs to, if any.
-    pub mail_job_id: Option<i64>,
+    pub send: Option<SendId>,
     /// Its new state.
     pub state: DeliveryState,
 }
@@ -120,11 +121,11 @@ where
             delivery_key(&t.jid),
             t.state.as_str(),
             t.jid.as_str(),
-            t.mail_job_id,
+            t.send.as_ref(),
         ),
         None => ("mailworker:jid:none".into(), "", "", None),
     };
-    let pk = progress::Keys::for_mail_job(id);
+    let pk = progress::Keys::for_send(id);
     let done: i64 = COMPLETE
         .key(&lease.list)
         .key(target)
@@ -142,7 +143,7 @@ where
         .arg(now - keys::DEAD_TIMEOUT_SECS)
         .arg(if id.is_some() { "1" } else { "0" })
         .arg(jid)
-        .arg(id.unwrap_or_default())
+        .arg(id.map(SendId::as_str).unwrap_or_default())
         .invoke_async(conn)
         .await?;
     Ok(done == 1)

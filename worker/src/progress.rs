@@ -11,7 +11,10 @@
 //! moves on from `dead` like any other.
 
 use crate::fetch;
-use mail_protocol::keys::{delivery as delivery_key, progress as progress_key};
+use mail_protocol::SendId;
+use mail_protocol::keys::{
+    delivery as delivery_key, progress as progress_key, retrying as retrying_key,
+};
 use mail_protocol::progress::PROGRESS_TTL_SECS;
 use redis::Script;
 use sidekiq_wire::{Job, keys};
@@ -63,8 +66,8 @@ pub struct Keys {
 
 impl Keys {
     /// Keys for `mail_job_id` (placeholders when the job belongs to no bulk send).
-    pub fn for_mail_job(mail_job_id: Option<i64>) -> Self {
-        match mail_job_id {
+    pub fn for_send(send: Option<&SendId>) -> Self {
+        match send {
             Some(id) => Keys {
                 progress: progress_key(id),
                 retrying: retrying_key(id),
@@ -75,11 +78,6 @@ impl Keys {
             },
         }
     }
-}
-
-/// The retrying jids of one bulk send.
-pub fn retrying_key(mail_job_id: i64) -> String {
-    format!("mailworker:retrying:{mail_job_id}")
 }
 
 /// Retrying jids that were nowhere in the previous pass (the second strike counts).
@@ -94,24 +92,24 @@ pub async fn reconcile<C>(conn: &mut C, suspects: &mut Suspects) -> redis::Redis
 where
     C: redis::aio::ConnectionLike + Send,
 {
-    let ids: Vec<i64> = redis::cmd("SMEMBERS")
+    let ids: Vec<String> = redis::cmd("SMEMBERS")
         .arg(RETRYING_INDEX)
         .query_async(conn)
         .await?;
-    let mut retrying: HashMap<String, i64> = HashMap::new();
-    for id in ids {
+    let mut retrying: HashMap<String, SendId> = HashMap::new();
+    for id in ids.into_iter().map(SendId::from_stored) {
         let jids: Vec<String> = redis::cmd("SMEMBERS")
-            .arg(retrying_key(id))
+            .arg(retrying_key(&id))
             .query_async(conn)
             .await?;
         if jids.is_empty() {
             redis::cmd("SREM")
                 .arg(RETRYING_INDEX)
-                .arg(id)
+                .arg(id.as_str())
                 .query_async::<()>(conn)
                 .await?;
         }
-        retrying.extend(jids.into_iter().map(|j| (j, id)));
+        retrying.extend(jids.into_iter().map(|j| (j, id.clone())));
     }
     if retrying.is_empty() {
         suspects.0.clear();
@@ -131,11 +129,11 @@ where
         }
         let changed: i64 = MARK_LOST
             .key(delivery_key(&jid))
-            .key(progress_key(id))
-            .key(retrying_key(id))
+            .key(progress_key(&id))
+            .key(retrying_key(&id))
             .key(RETRYING_INDEX)
             .arg(&jid)
-            .arg(id)
+            .arg(id.as_str())
             .arg(PROGRESS_TTL_SECS)
             .invoke_async(conn)
             .await?;

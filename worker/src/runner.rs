@@ -587,10 +587,10 @@ async fn execute(shared: &Shared, ctx: &JobContext, lease: &Lease, parsed: Resul
             .latency(&lease.queue, shared.clock.now().as_secs() - enq.as_secs());
     }
     let is_mail = job.class() == mail::CLASS;
-    let mail_job_id = if is_mail {
+    let send = if is_mail {
         mail::MailSenderArgs::from_job(&job)
             .ok()
-            .and_then(|a| a.mail_job_id)
+            .and_then(|a| a.send_id())
     } else {
         None
     };
@@ -657,7 +657,7 @@ async fn execute(shared: &Shared, ctx: &JobContext, lease: &Lease, parsed: Resul
     let tracking = match (is_mail, state) {
         (true, Some(state)) => Some(Tracking {
             jid: job.jid().to_owned(),
-            mail_job_id,
+            send,
             state,
         }),
         _ => None,

@@ -12,8 +12,8 @@ use crate::mail_jobs;
 use crate::state::AppState;
 use axum::extract::{Form, State};
 use axum::http::HeaderMap;
-use mail_protocol::MailSenderArgs;
 use mail_protocol::keys::progress as progress_key;
+use mail_protocol::{MailSenderArgs, SendId};
 use serde::Deserialize;
 
 /// Queues a bulk send may use.
@@ -124,7 +124,7 @@ async fn enqueue(
     // would be counted into the new send; ids never repeat within one database.
     let mut conn = client.connection();
     redis::cmd("DEL")
-        .arg(progress_key(mail_job_id))
+        .arg(progress_key(&SendId::for_mail_job(mail_job_id)))
         .query_async::<()>(&mut conn)
         .await?;
     let jobs = recipients

@@ -2,7 +2,11 @@
 //! into `/mail_jobs.json` and the `/progress` fragment; final counts kept in SQLite.
 
 use crate::support::{TestApp, json, text};
-use mail_protocol::keys::progress as progress_key;
+use mail_protocol::SendId;
+
+fn progress_key(mail_job_id: i64) -> String {
+    mail_protocol::keys::progress(&SendId::for_mail_job(mail_job_id))
+}
 use redis::AsyncCommands;
 
 async fn set_progress(app: &TestApp, id: i64, sent: i64, failed: i64, retrying: i64) {

@@ -118,7 +118,7 @@ pub async fn inprogress_total(redis: &RedisServer) -> u64 {
 
 pub async fn progress(redis: &RedisServer, id: i64) -> mail_protocol::Progress {
     let mut c = redis.conn().await;
-    mail_protocol::progress::read_progress(&mut c, &[id])
+    mail_protocol::progress::read_progress(&mut c, &[mail_protocol::SendId::for_mail_job(id)])
         .await
         .unwrap()[0]
 }
