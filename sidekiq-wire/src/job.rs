@@ -87,9 +87,16 @@ pub enum BacktraceOption {
 
 /// A new job id: 24 lowercase hex characters, like Ruby's `SecureRandom.hex(12)`.
 pub fn new_jid() -> String {
-    let bytes: [u8; 12] = rand::random();
-    let mut s = String::with_capacity(24);
-    for b in bytes {
+    random_hex(12)
+}
+
+/// `bytes` random bytes as lowercase hex, like Ruby's `SecureRandom.hex(bytes)`: what Sidekiq
+/// uses for jids and process nonces. The generator is the thread-local CSPRNG, so the result
+/// also serves as a token.
+pub fn random_hex(bytes: usize) -> String {
+    let mut s = String::with_capacity(bytes * 2);
+    for _ in 0..bytes {
+        let b: u8 = rand::random();
         s.push(char::from_digit(u32::from(b >> 4), 16).unwrap_or('0'));
         s.push(char::from_digit(u32::from(b & 0xf), 16).unwrap_or('0'));
     }

@@ -27,5 +27,5 @@ pub mod process;
 pub mod timestamp;
 
 pub use client::{Client, PushError};
-pub use job::{Job, JobError, Retry, new_jid};
+pub use job::{Job, JobError, Retry, new_jid, random_hex};
 pub use timestamp::Timestamp;

@@ -173,17 +173,17 @@ async fn a_job_that_keeps_crashing_processes_goes_to_the_dead_set_as_a_poison_pi
         vec![serde_json::json!({"to": "p@example.test"})],
     )
     .to_json_string();
-    let list = mail_worker::fetch::inprogress_key("ghost:1:abc", "default");
-    let entry = mail_worker::fetch::registry_entry_for_queue("ghost:1:abc", "default");
+    let list = mail_protocol::keys::inprogress("ghost:1:abc", "default");
+    let entry = mail_protocol::keys::registry_entry_for_queue("ghost:1:abc", "default");
     for crash in 1..=4 {
         // A process that died holding the job (no heartbeat hash for "ghost:1:abc").
         let _: () = redis::pipe()
             .lpush(&list, &job)
-            .hset(mail_worker::fetch::REGISTRY, &list, &entry)
+            .hset(mail_protocol::keys::REGISTRY, &list, &entry)
             .query_async(&mut c)
             .await
             .unwrap();
-        mail_worker::fetch::recover(
+        mail_worker::store::recovery::recover(
             &mut c,
             "me",
             false,
