@@ -60,7 +60,7 @@ async fn assert_all_delivered_once(
         duplicates <= max_duplicates,
         "{duplicates} duplicate messages (allowed {max_duplicates})"
     );
-    assert_eq!(llen(redis, "queue:default").await, 0);
+    assert_eq!(redis.llen("queue:default").await, 0);
     assert_eq!(inprogress_total(redis).await, 0, "no in-progress list left");
     duplicates
 }
@@ -85,7 +85,7 @@ async fn sigterm_mid_burst_then_restart_loses_nothing_and_sends_nothing_twice() 
         0,
         "a graceful stop leaves nothing in progress"
     );
-    let left = llen(&redis, "queue:default").await as usize;
+    let left = redis.llen("queue:default").await as usize;
     assert_eq!(left + smtp.count(), JOBS, "delivered + still queued = all");
     let mut second = spawn_binary(&env);
     assert_all_delivered_once(&redis, &smtp, 11, 0).await;
@@ -205,13 +205,13 @@ async fn a_job_that_keeps_crashing_processes_goes_to_the_dead_set_as_a_poison_pi
         } else {
             assert_eq!(queued, None);
             assert_eq!(
-                zcard(&redis, "dead").await,
+                redis.zcard("dead").await,
                 1,
                 "the fourth recovery declares it a poison pill"
             );
         }
     }
-    assert_eq!(llen(&redis, &list).await, 0);
+    assert_eq!(redis.llen(&list).await, 0);
 }
 
 #[tokio::test]
