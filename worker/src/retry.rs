@@ -8,7 +8,6 @@ use crate::decision::Decision;
 use crate::jobs::Failure;
 use sidekiq_wire::Job;
 use sidekiq_wire::Timestamp;
-use sidekiq_wire::backtrace;
 use sidekiq_wire::job::BacktraceOption;
 
 /// Longest `error_message` stored (Sidekiq truncates at 10,000 characters).
@@ -37,15 +36,14 @@ pub fn plan_failure(
     };
     let queue = job.retry_queue().unwrap_or(fetched_queue).to_owned();
     job.set_queue(queue);
-    job.set("error_message", truncate(&failure.message).into());
-    job.set("error_class", failure.class.clone().into());
+    job.set_error(&failure.class, &truncate(&failure.message));
     let count = match job.retry_count() {
         Some(previous) => {
-            job.set("retried_at", now.to_json());
+            job.set_retried_at(now);
             previous + 1
         }
         None => {
-            job.set("failed_at", now.to_json());
+            job.set_failed_at(now);
             0
         }
     };
@@ -53,20 +51,17 @@ pub fn plan_failure(
     // The retry and dead pages need `failed_at` even when a job arrives with a retry_count
     // but no failed_at (hand-written or foreign payloads); Ruby would 500 on those.
     if job.failed_at().is_none() {
-        job.set("failed_at", now.to_json());
+        job.set_failed_at(now);
     }
-    match job.backtrace_option() {
-        BacktraceOption::None => {}
-        BacktraceOption::All => job.set(
-            "error_backtrace",
-            backtrace::encode(&failure.backtrace).into(),
-        ),
-        BacktraceOption::Lines(n) => {
-            let lines: Vec<String> = failure.backtrace.iter().take(n).cloned().collect();
-            job.set("error_backtrace", backtrace::encode(&lines).into());
-        }
+    let keep = match job.backtrace_option() {
+        BacktraceOption::None => 0,
+        BacktraceOption::All => failure.backtrace.len(),
+        BacktraceOption::Lines(n) => n.min(failure.backtrace.len()),
+    };
+    if job.backtrace_option() != BacktraceOption::None {
+        job.set_error_backtrace(&failure.backtrace[..keep]);
     }
-    job.remove("at");
+    job.clear_at();
     if failure.permanent || count >= max {
         if job.dead_set_enabled() {
             Decision::Dead {
@@ -172,7 +167,7 @@ mod tests {
             plan_failure(job(Retry::Max(0)), "default", &failure(), now, 0.0),
             Decision::Dead { .. }
         ));
-        let no_dead = job(Retry::Max(0)).with("dead", json!(false));
+        let no_dead = job(Retry::Max(0)).with("dead", json!(false)).unwrap();
         assert_eq!(
             plan_failure(no_dead, "default", &failure(), now, 0.0),
             Decision::Discarded
@@ -193,8 +188,9 @@ mod tests {
     fn retry_queue_and_backtrace_and_unknown_keys() {
         let j = job(Retry::Default)
             .with("retry_queue", json!("low"))
-            .with("backtrace", json!(1))
-            .with("bid", json!("B1"));
+            .and_then(|j| j.with("backtrace", json!(1)))
+            .and_then(|j| j.with("bid", json!("B1")))
+            .unwrap();
         let Decision::Retry { payload, .. } =
             plan_failure(j, "default", &failure(), Timestamp::now(), 0.0)
         else {
@@ -211,7 +207,8 @@ mod tests {
     fn manual_retry_count_of_minus_one_continues() {
         let j = job(Retry::Max(3))
             .with("retry_count", json!(-1))
-            .with("failed_at", json!(1.5));
+            .and_then(|j| j.with("failed_at", json!(1.5)))
+            .unwrap();
         let Decision::Retry { payload, .. } =
             plan_failure(j, "default", &failure(), Timestamp::now(), 0.0)
         else {

@@ -63,7 +63,7 @@ pub async fn enqueue_due<C: ConnectionLike + Send>(
                         .unwrap_or("default")
                         .to_owned();
                     job.set_queue(queue.clone());
-                    job.remove("at");
+                    job.clear_at();
                     job.set_enqueued_at(now);
                     pipe.sadd(keys::QUEUES, &queue).ignore();
                     pipe.lpush(keys::queue(&queue), job.to_json_string())

@@ -15,7 +15,11 @@ async fn smtp_4xx_goes_to_the_retry_set_as_ruby_reads_it_then_succeeds_after_the
     smtp.push_fault(Fault::Reply(451, "4.7.1 try again later".into()));
     let client = Client::connect(&redis.url()).await.unwrap();
     let jid = client
-        .push(mail("r@example.test", 3).with("backtrace", json!(true)))
+        .push(
+            mail("r@example.test", 3)
+                .with("backtrace", json!(true))
+                .unwrap(),
+        )
         .await
         .unwrap();
     let worker = stepper(&settings(&redis, &smtp)).await;

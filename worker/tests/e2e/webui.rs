@@ -34,7 +34,11 @@ async fn every_page_renders_our_data() {
     let worker = start(s).await;
     smtp.push_fault(Fault::Reply(451, "4.2.0 later".into()));
     let retry_jid = client
-        .push(mail("retry@example.test", 1).with("backtrace", json!(5)))
+        .push(
+            mail("retry@example.test", 1)
+                .with("backtrace", json!(5))
+                .unwrap(),
+        )
         .await
         .unwrap();
     wait_until(Duration::from_secs(10), "retry entry", || async {
