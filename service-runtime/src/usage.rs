@@ -50,6 +50,29 @@ fn clock_ticks() -> f64 {
     if t > 0 { t as f64 } else { 100.0 }
 }
 
+/// CPU time the calling thread has used so far (`CLOCK_THREAD_CPUTIME_ID`); zero where the
+/// clock is unavailable. Lets work be sized in CPU time rather than wall time, which on a busy
+/// machine also counts the time other processes had the core.
+#[allow(
+    unsafe_code,
+    reason = "clock_gettime writes only into the timespec we pass"
+)]
+pub fn thread_cpu_time() -> std::time::Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, exclusively borrowed timespec for the duration of the call.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return std::time::Duration::ZERO;
+    }
+    std::time::Duration::new(
+        u64::try_from(ts.tv_sec).unwrap_or(0),
+        u32::try_from(ts.tv_nsec).unwrap_or(0),
+    )
+}
+
 /// CPU use between two readings of (wall clock, CPU seconds), in percent of one core.
 pub fn cpu_percent(prev: (Instant, f64), now: (Instant, f64)) -> f64 {
     let wall = now.0.duration_since(prev.0).as_secs_f64();
@@ -70,6 +93,16 @@ mod tests {
         let u = ProcessUsage::read();
         assert!(u.rss_kb > 0);
         assert!(u.cpu_secs >= 0.0);
+    }
+
+    #[test]
+    fn thread_cpu_time_advances_with_work() {
+        let t0 = thread_cpu_time();
+        let mut x = 0u64;
+        while thread_cpu_time() - t0 < Duration::from_millis(20) {
+            x = x.wrapping_mul(31).wrapping_add(7);
+        }
+        assert!(thread_cpu_time() - t0 >= Duration::from_millis(20), "{x}");
     }
 
     #[test]

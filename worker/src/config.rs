@@ -35,6 +35,9 @@ pub struct Settings {
     pub smtp_timeout: Duration,
     /// `MAIL_FROM`.
     pub mail_from: String,
+    /// `MAIL_CPU_MS`: CPU milliseconds of extra rendering work per mail (0 = none), so the
+    /// HPA lesson has CPU to scale on (a real mailer renders heavier templates than ours).
+    pub mail_cpu_cost: Duration,
     /// `WORKER_CONCURRENCY`: jobs run at once.
     pub concurrency: usize,
     /// `WORKER_QUEUES`: queues with weights, e.g. `high,2 default,1`.
@@ -47,6 +50,9 @@ pub struct Settings {
     pub shutdown_timeout: Duration,
     /// `METRICS_PORT`: `/metrics`, `/health/live`, `/health/ready`; 0 picks a free port.
     pub metrics_port: u16,
+    /// `BIND_ADDR`: the address the metrics port listens on (all interfaces by default, as a
+    /// container needs; `127.0.0.1` keeps it to this machine).
+    pub bind_addr: std::net::IpAddr,
     /// `SCHEDULED_POLL_INTERVAL` seconds: Sidekiq's `poll_interval_average`; when unset, 5 s
     /// times the number of live processes, as Sidekiq.
     pub poll_interval: Option<Duration>,
@@ -73,12 +79,14 @@ impl Settings {
             smtp_tls: SmtpTls::None,
             smtp_timeout: Duration::from_secs(10),
             mail_from: "test@example.com".into(),
+            mail_cpu_cost: Duration::ZERO,
             concurrency: 25,
             queues: vec![("high".into(), 2), ("default".into(), 1)],
             queue_mode: QueueMode::Weighted,
             job_timeout: Duration::from_secs(60),
             shutdown_timeout: Duration::from_secs(25),
             metrics_port: 9394,
+            bind_addr: std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
             poll_interval: None,
             heartbeat_interval: Duration::from_secs(5),
             recovery_interval: Duration::from_secs(15),
@@ -138,6 +146,16 @@ impl Settings {
         if let Some(v) = vars.get("MAIL_FROM") {
             s.mail_from = v;
         }
+        if let Some(ms) = vars.parse::<u64>("MAIL_CPU_MS")? {
+            if ms > 10_000 {
+                return Err(ConfigError::invalid(
+                    "MAIL_CPU_MS",
+                    &ms.to_string(),
+                    "must be 0..=10000 milliseconds",
+                ));
+            }
+            s.mail_cpu_cost = Duration::from_millis(ms);
+        }
         if let Some(v) = vars.parse::<usize>("WORKER_CONCURRENCY")? {
             if v == 0 || v > 10_000 {
                 return Err(ConfigError::invalid(
@@ -173,6 +191,9 @@ impl Settings {
         }
         if let Some(v) = vars.parse("METRICS_PORT")? {
             s.metrics_port = v;
+        }
+        if let Some(v) = vars.parse("BIND_ADDR")? {
+            s.bind_addr = v;
         }
         if let Some(v) = vars.seconds("SCHEDULED_POLL_INTERVAL")? {
             s.poll_interval = Some(v);
@@ -272,8 +293,10 @@ mod tests {
             ("SMTP_PORT", "2525"),
             ("WORKER_CONCURRENCY", "7"),
             ("SHUTDOWN_TIMEOUT", "3.5"),
+            ("MAIL_CPU_MS", "40"),
         ]))
         .unwrap();
+        assert_eq!(s.mail_cpu_cost, Duration::from_millis(40));
         assert_eq!((s.smtp_port, s.concurrency), (2525, 7));
         assert_eq!(s.shutdown_timeout, Duration::from_millis(3500));
         assert_eq!(s.queues.len(), 2);
@@ -281,5 +304,10 @@ mod tests {
         assert!(Settings::from_vars(&vars(&[("WORKER_CONCURRENCY", "0")])).is_err());
         assert!(Settings::from_vars(&vars(&[("SMTP_TLS", "maybe")])).is_err());
         assert!(Settings::from_vars(&vars(&[("HEARTBEAT_INTERVAL", "45")])).is_err());
+        assert!(Settings::from_vars(&vars(&[("MAIL_CPU_MS", "-1")])).is_err());
+        assert!(Settings::from_vars(&vars(&[("BIND_ADDR", "localhost")])).is_err());
+        let local = Settings::from_vars(&vars(&[("BIND_ADDR", "127.0.0.1")])).unwrap();
+        assert!(local.bind_addr.is_loopback());
+        assert!(Settings::from_vars(&vars(&[("MAIL_CPU_MS", "20000")])).is_err());
     }
 }

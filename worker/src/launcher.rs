@@ -113,9 +113,14 @@ impl Handle {
 /// malformed `REDIS_URL`).
 pub async fn start(settings: Settings, clock: Clock) -> anyhow::Result<Handle> {
     let mailer = Arc::new(Mailer::new(&settings)?);
-    let listener = tokio::net::TcpListener::bind(("0.0.0.0", settings.metrics_port))
+    let listener = tokio::net::TcpListener::bind((settings.bind_addr, settings.metrics_port))
         .await
-        .with_context(|| format!("binding METRICS_PORT {}", settings.metrics_port))?;
+        .with_context(|| {
+            format!(
+                "binding BIND_ADDR {} METRICS_PORT {}",
+                settings.bind_addr, settings.metrics_port
+            )
+        })?;
     let metrics_addr = listener.local_addr()?;
     let identity = Identity::new(&settings, clock.now())?;
     let queues = Arc::new(QueueSet::new(
