@@ -13,6 +13,10 @@ pub const REGISTRY: &str = "mailworker:inprogress";
 /// HASH: jid ⇒ how often it was recovered from a crashed process (kept a day).
 pub const RECOVERIES: &str = "mailworker:recoveries";
 
+/// LIST of jobs recovered from crashed processes too often (poison pills), waiting for a
+/// live process to move them to the dead set with the reason and count them as failed.
+pub const POISONED: &str = "mailworker:poisoned";
+
 /// SET of bulk-send ids (`mail_job_id`) that have jids in state `retrying`.
 pub const RETRYING_INDEX: &str = "mailworker:retrying";
 

@@ -10,6 +10,7 @@
 
 mod delivery;
 mod failures;
+mod faults;
 mod no_loss;
 mod webui;
 
@@ -32,6 +33,7 @@ pub fn settings(redis: &RedisServer, smtp: &SmtpServer) -> Settings {
     s.heartbeat_interval = Duration::from_millis(500);
     s.poll_interval = Some(Duration::from_millis(300));
     s.recovery_interval = Duration::from_secs(1);
+    s.recovery_grace = Duration::from_secs(1);
     s.shutdown_timeout = Duration::from_secs(5);
     s.smtp_timeout = Duration::from_secs(2);
     s.job_timeout = Duration::from_secs(10);
@@ -71,6 +73,7 @@ pub fn binary_env(redis: &RedisServer, smtp_port: u16) -> Vec<(&'static str, Str
         ("HEARTBEAT_INTERVAL", "0.5".into()),
         ("SCHEDULED_POLL_INTERVAL", "0.3".into()),
         ("RECOVERY_INTERVAL", "1".into()),
+        ("RECOVERY_GRACE", "1".into()),
         ("SHUTDOWN_TIMEOUT", "5".into()),
         ("SMTP_TIMEOUT", "2".into()),
         ("HOSTNAME", "e2e-bin".into()),
