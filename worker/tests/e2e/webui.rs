@@ -150,8 +150,7 @@ async fn retry_now_kill_and_delete_from_the_web_ui() {
     })
     .await;
     assert_eq!(
-        web.post_without_token("/retries", &[("delete", "Delete")])
-            .await,
+        web.forged_post("/retries", &[("delete", "Delete")]).await,
         403,
         "CSRF is enforced"
     );
