@@ -141,11 +141,11 @@ pub fn roots_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("SIDEKIQ_ROOTS_DIR").filter(|d| !d.is_empty()) {
         return PathBuf::from(d);
     }
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME is not set")).join(".cache")
-        });
+    let var = |name| std::env::var_os(name).filter(|d| !d.is_empty());
+    let cache = match (var("XDG_CACHE_HOME"), var("HOME")) {
+        (Some(xdg), _) => PathBuf::from(xdg),
+        (None, Some(home)) => PathBuf::from(home).join(".cache"),
+        (None, None) => PathBuf::from("/var/cache"),
+    };
     cache.join("mail-worker-k8s").join("sidekiq-roots")
 }
