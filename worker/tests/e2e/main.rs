@@ -11,6 +11,7 @@
 mod delivery;
 mod failures;
 mod no_loss;
+mod rust_producer;
 mod webui;
 
 use mail_worker::processor::Processed;
