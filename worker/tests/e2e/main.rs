@@ -12,6 +12,7 @@ mod delivery;
 mod failures;
 mod faults;
 mod no_loss;
+mod rust_producer;
 mod webui;
 
 use mail_worker::processor::Processed;
