@@ -65,7 +65,9 @@ async fn every_page_renders_our_data(v: SidekiqVersion) {
     let smtp = SmtpServer::start().await;
     let client = Client::connect(&redis.url()).await.unwrap();
     let mut s = settings(&redis, &smtp);
-    s.smtp_timeout = Duration::from_secs(60); // keep the stalled job running while we look
+    // Keep the stalled job running while we look, however slow the pages are under load.
+    s.smtp_timeout = Duration::from_secs(120);
+    s.job_timeout = Duration::from_secs(120);
     let worker = start(s).await;
     for i in 0..2 {
         client
