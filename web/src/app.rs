@@ -47,7 +47,7 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let stop = CancellationToken::new();
-        let sampler = tokio::spawn(crate::live::sample_throughput(
+        let sampler = tokio::spawn(crate::services::live::sample_throughput(
             self.state.clone(),
             stop.clone(),
         ));

@@ -1,12 +1,12 @@
 //! The state every handler shares, built once at start.
 
-use crate::basic_auth::Credentials;
 use crate::config::Config;
-use crate::db::Db;
-use crate::http_metrics::HttpMetrics;
-use crate::sidekiq_proxy::SidekiqProxy;
-use crate::sidekiq_redis::SidekiqRedis;
-use crate::throughput::Throughput;
+use crate::http::auth::Credentials;
+use crate::http::metrics::HttpMetrics;
+use crate::http::proxy::SidekiqProxy;
+use crate::services::throughput::Throughput;
+use crate::storage::db::Db;
+use crate::storage::sidekiq::SidekiqRedis;
 use anyhow::Context;
 use axum::extract::FromRef;
 use minijinja::Environment;
@@ -40,7 +40,7 @@ impl AppState {
     pub fn new(config: Config) -> anyhow::Result<Self> {
         let db = Db::open(&config.database_path)
             .with_context(|| format!("open database {}", config.database_path.display()))?;
-        let templates = crate::templates::environment().context("compile templates")?;
+        let templates = crate::http::templates::environment().context("compile templates")?;
         Ok(AppState {
             redis: Arc::new(SidekiqRedis::new(config.redis_url.clone())),
             proxy: config.sidekiq_web_url.as_deref().map(SidekiqProxy::new),

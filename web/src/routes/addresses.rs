@@ -1,14 +1,14 @@
 //! The address pages: the index (list, search, keyset pages, with the bulk-send panel),
 //! add, delete, and generating test addresses.
 
-use crate::address::{Invalid, NewAddress};
-use crate::addresses::{self, Added, Cursor};
-use crate::csrf::{self, CsrfToken};
-use crate::error::AppError;
-use crate::flash::{Flash, Redirect};
+use crate::domain::address::{Invalid, NewAddress};
+use crate::http::csrf::{self, CsrfToken};
+use crate::http::error::AppError;
+use crate::http::flash::{Flash, Redirect};
+use crate::http::templates;
 use crate::i18n::{Lang, Texts, fill, thousands};
 use crate::state::AppState;
-use crate::templates;
+use crate::storage::addresses::{self, Added, Cursor};
 use axum::extract::{Form, Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -60,7 +60,7 @@ pub(super) async fn index(
         .db
         .call(move |c| Ok((addresses::page(c, &search, cursor)?, addresses::count(c)?)))
         .await?;
-    let live = crate::live::snapshot(&state).await?;
+    let live = crate::services::live::snapshot(&state).await?;
     let max = state.config.bulk_send_max;
     let bulk_sizes: Vec<BulkButton> = BULK_SIZES
         .iter()

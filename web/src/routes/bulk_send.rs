@@ -3,13 +3,13 @@
 //! `MailSenderJob` per recipient with `push_bulk` (1,000 per LPUSH).
 
 use super::addresses::parse_count;
-use crate::addresses::{self, Recipient};
-use crate::csrf::CsrfToken;
-use crate::error::AppError;
-use crate::flash::{Flash, Redirect};
+use crate::http::csrf::CsrfToken;
+use crate::http::error::AppError;
+use crate::http::flash::{Flash, Redirect};
 use crate::i18n::{Lang, fill, thousands};
-use crate::mail_jobs;
 use crate::state::AppState;
+use crate::storage::addresses::{self, Recipient};
+use crate::storage::mail_jobs;
 use axum::extract::{Form, State};
 use axum::http::HeaderMap;
 use mail_protocol::keys::progress as progress_key;
@@ -118,7 +118,7 @@ async fn enqueue(
     queue: &str,
     simulate_error: bool,
     recipients: Vec<Recipient>,
-) -> Result<(), crate::sidekiq_redis::RedisError> {
+) -> Result<(), crate::storage::sidekiq::RedisError> {
     let client = state.redis.client().await?;
     // A progress hash left under this id (a database recreated while Redis kept its data)
     // would be counted into the new send; ids never repeat within one database.

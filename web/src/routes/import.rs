@@ -1,13 +1,13 @@
 //! `POST /emails/import_csv`: multipart field `csv_file`, all rows in one transaction, and a
-//! report by line number (see [`crate::csv_import`] for the rules).
+//! report by line number (see [`crate::domain::csv_import`] for the rules).
 
-use crate::addresses;
-use crate::csrf::CsrfToken;
-use crate::csv_import::{self, ImportError, MAX_LISTED};
-use crate::error::AppError;
-use crate::flash::{Flash, Redirect};
+use crate::domain::csv_import::{self, ImportError, MAX_LISTED};
+use crate::http::csrf::CsrfToken;
+use crate::http::error::AppError;
+use crate::http::flash::{Flash, Redirect};
 use crate::i18n::{Lang, Texts, fill, thousands};
 use crate::state::AppState;
+use crate::storage::addresses;
 use axum::extract::{Multipart, State};
 use axum::http::header::CONTENT_LENGTH;
 use axum::http::{HeaderMap, StatusCode};
@@ -18,7 +18,7 @@ struct Report {
     /// `(line, email)` of rows skipped as duplicates (in the file or already stored).
     duplicates: Vec<(u64, String)>,
     /// `(line, reason)` of rows refused.
-    invalid: Vec<(u64, crate::address::Invalid)>,
+    invalid: Vec<(u64, crate::domain::address::Invalid)>,
 }
 
 enum Upload {

@@ -1,9 +1,9 @@
 //! `GET /progress` (the HTML fragment the page polls) and `GET /mail_jobs.json`.
 
-use crate::error::AppError;
+use crate::domain::mail_job::MailJob;
+use crate::http::error::AppError;
 use crate::i18n::Lang;
-use crate::live::{self, Live};
-use crate::mail_jobs::MailJob;
+use crate::services::live::{self, Live};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Query, State};
@@ -22,7 +22,7 @@ pub(super) async fn progress(
 ) -> Result<Response, AppError> {
     let lang = Lang::from_headers(&headers);
     let live: Live = live::snapshot(&state).await?;
-    let html = crate::templates::render(
+    let html = crate::http::templates::render(
         &state.templates,
         "pages/_live.html",
         context! { t => lang.texts(), live },

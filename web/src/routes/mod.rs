@@ -8,9 +8,9 @@ mod import;
 mod lang;
 mod live;
 
-use crate::error::AppError;
+use crate::http::error::AppError;
+use crate::http::{auth as basic_auth, metrics as http_metrics, proxy as sidekiq_proxy};
 use crate::state::AppState;
-use crate::{basic_auth, http_metrics, sidekiq_proxy};
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::StatusCode;

@@ -210,14 +210,14 @@ impl TestApp {
             .call(move |c| {
                 let rows: Vec<_> = (1..=n)
                     .map(|i| {
-                        mail_web::address::NewAddress::parse(
+                        mail_web::domain::address::NewAddress::parse(
                             &format!("User {i}"),
                             &format!("u{i}@example.test"),
                         )
                         .unwrap()
                     })
                     .collect();
-                mail_web::addresses::add_many(c, &rows)
+                mail_web::storage::addresses::add_many(c, &rows)
             })
             .await
             .unwrap();

@@ -1,5 +1,5 @@
 //! Mails per second over the last minute, for the sparkline: a running total sampled once a
-//! second by a background task ([`crate::live::sample_throughput`]), drawn server-side as an
+//! second by a background task ([`crate::services::live::sample_throughput`]), drawn server-side as an
 //! inline SVG.
 
 use std::collections::VecDeque;

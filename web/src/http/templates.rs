@@ -2,9 +2,9 @@
 //! directory and in a container without the source tree), HTML autoescaping for `.html`,
 //! and the page response with its cookies and Content-Security-Policy.
 
-use crate::csrf::CsrfToken;
-use crate::error::AppError;
-use crate::flash;
+use crate::http::csrf::CsrfToken;
+use crate::http::error::AppError;
+use crate::http::flash;
 use axum::http::HeaderValue;
 use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, SET_COOKIE};
 use axum::response::{Html, IntoResponse, Response};
@@ -12,14 +12,17 @@ use minijinja::{Environment, Value};
 
 /// Every template, by the name templates use to refer to each other.
 const TEMPLATES: &[(&str, &str)] = &[
-    ("layout.html", include_str!("../../templates/layout.html")),
+    (
+        "layout.html",
+        include_str!("../../../templates/layout.html"),
+    ),
     (
         "pages/index.html",
-        include_str!("../../templates/pages/index.html"),
+        include_str!("../../../templates/pages/index.html"),
     ),
     (
         "pages/_live.html",
-        include_str!("../../templates/pages/_live.html"),
+        include_str!("../../../templates/pages/_live.html"),
     ),
 ];
 
@@ -83,7 +86,8 @@ pub fn page(html: String, csrf: &CsrfToken, flash_shown: bool, nonce: &str) -> R
     {
         headers.append(SET_COOKIE, cookie);
     }
-    if flash_shown && let Ok(v) = HeaderValue::from_str(&crate::cookies::clear(flash::COOKIE)) {
+    if flash_shown && let Ok(v) = HeaderValue::from_str(&crate::http::cookies::clear(flash::COOKIE))
+    {
         headers.append(SET_COOKIE, v);
     }
     let csp = format!(

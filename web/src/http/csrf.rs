@@ -5,8 +5,8 @@
 //! learn the token) nor send our SameSite=Lax cookie along with a cross-site POST, so the two
 //! never match. The comparison is constant-time so response timing reveals nothing.
 
-use crate::cookies;
-use crate::error::AppError;
+use crate::http::cookies;
+use crate::http::error::AppError;
 use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
 use axum::http::request::Parts;

@@ -1,9 +1,9 @@
 //! The `emails` table: list (keyset pages, search), add, delete, bulk insert, random pick.
 //!
-//! Plain functions over a `&Connection`, run inside [`crate::db::Db::call`].
+//! Plain functions over a `&Connection`, run inside [`crate::storage::db::Db::call`].
 
-use crate::address::NewAddress;
-use crate::db::{DbError, now_timestamp};
+use crate::domain::address::NewAddress;
+use crate::storage::db::{DbError, now_timestamp};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
@@ -278,7 +278,7 @@ pub fn pick_random(conn: &Connection, n: usize) -> Result<Result<Vec<Recipient>,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::Db;
+    use crate::storage::db::Db;
 
     fn seeded(n: usize) -> (test_services::TempDir, Connection) {
         let dir = test_services::TempDir::new("addresses");

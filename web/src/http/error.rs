@@ -4,7 +4,7 @@
 //! chain of an unexpected error is attached to the response as [`LoggedError`] and logged once
 //! by the request-metrics middleware, inside the request's span.
 
-use crate::db::DbError;
+use crate::storage::db::DbError;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use std::sync::Arc;

@@ -4,7 +4,7 @@
 //! The cookie holds base64url JSON. It is not signed: whoever can set our cookies can only
 //! change the message they see themselves, and it is always rendered escaped.
 
-use crate::cookies;
+use crate::http::cookies;
 use axum::http::HeaderMap;
 use axum::http::header::{LOCATION, SET_COOKIE};
 use axum::http::{HeaderValue, StatusCode};

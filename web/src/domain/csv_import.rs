@@ -14,7 +14,7 @@
 //!   skipped; a row whose email appeared earlier in the file or is already registered is
 //!   reported as a duplicate and skipped; every other row is stored, all in one transaction.
 
-use crate::address::{Invalid, NewAddress};
+use crate::domain::address::{Invalid, NewAddress};
 use std::collections::HashSet;
 
 /// Lines listed in an error before "and N more".

@@ -4,8 +4,9 @@
 //! Built for the first page render, the `/progress` fragment the page polls every second,
 //! and `/mail_jobs.json`.
 
-use crate::mail_jobs::{self, MailJob};
+use crate::domain::mail_job::{self, MailJob};
 use crate::state::AppState;
+use crate::storage::mail_jobs;
 use mail_protocol::SendId;
 use serde::Serialize;
 use sidekiq_wire::overview::{QueueSummary, Totals};
@@ -128,7 +129,7 @@ pub struct Live {
 pub async fn mail_jobs(
     state: &AppState,
     limit: usize,
-) -> Result<(Vec<MailJob>, bool), crate::db::DbError> {
+) -> Result<(Vec<MailJob>, bool), crate::storage::db::DbError> {
     let stored = state.db.call(move |c| mail_jobs::recent(c, limit)).await?;
     let ids: Vec<SendId> = stored.iter().map(|j| SendId::for_mail_job(j.id)).collect();
     let live = state
@@ -140,12 +141,12 @@ pub async fn mail_jobs(
     let merged: Vec<MailJob> = stored
         .iter()
         .enumerate()
-        .map(|(i, s)| mail_jobs::merge(s, live.get(i).copied()))
+        .map(|(i, s)| mail_job::merge(s, live.get(i).copied()))
         .collect();
     let changed: Vec<MailJob> = stored
         .iter()
         .zip(&merged)
-        .filter(|(s, m)| mail_jobs::needs_saving(s, m))
+        .filter(|(s, m)| mail_job::needs_saving(s, m))
         .map(|(_, m)| m.clone())
         .collect();
     if !changed.is_empty() {
@@ -158,7 +159,7 @@ pub async fn mail_jobs(
 ///
 /// # Errors
 /// Database errors.
-pub async fn snapshot(state: &AppState) -> Result<Live, crate::db::DbError> {
+pub async fn snapshot(state: &AppState) -> Result<Live, crate::storage::db::DbError> {
     let (jobs, jobs_redis_ok) = mail_jobs(state, HISTORY).await?;
     let now = sidekiq_wire::Timestamp::now().as_secs();
     let dashboard = state
@@ -171,7 +172,7 @@ pub async fn snapshot(state: &AppState) -> Result<Live, crate::db::DbError> {
         })
         .await;
     let rates = state.throughput.rates();
-    let sparkline = crate::throughput::sparkline_svg(&rates);
+    let sparkline = crate::services::throughput::sparkline_svg(&rates);
     let rate_now = rates.last().copied().unwrap_or(0.0);
     Ok(match dashboard {
         Ok((processes, queues, totals)) => Live {

@@ -13,11 +13,11 @@ use std::time::Duration;
 const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0001_create_emails",
-        include_str!("../../migrations/0001_create_emails.sql"),
+        include_str!("../../../migrations/0001_create_emails.sql"),
     ),
     (
         "0002_create_mail_jobs",
-        include_str!("../../migrations/0002_create_mail_jobs.sql"),
+        include_str!("../../../migrations/0002_create_mail_jobs.sql"),
     ),
 ];
 

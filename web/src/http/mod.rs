@@ -1,0 +1,17 @@
+//! HTTP plumbing shared by the routes.
+//!
+//! - [`error`]: `AppError` and the page each failure becomes.
+//! - [`csrf`], [`cookies`], [`flash`]: forms, cookies, one-redirect messages.
+//! - [`auth`]: optional basic auth.
+//! - [`metrics`]: Prometheus request metrics.
+//! - [`templates`]: the minijinja environment and the page response (CSP, cookies).
+//! - [`proxy`]: `/sidekiq` reverse-proxied to the Sidekiq Web UI.
+
+pub mod auth;
+pub mod cookies;
+pub mod csrf;
+pub mod error;
+pub mod flash;
+pub mod metrics;
+pub mod proxy;
+pub mod templates;
