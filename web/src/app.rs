@@ -3,6 +3,7 @@
 use crate::config::Config;
 use crate::state::AppState;
 use anyhow::Context;
+use axum::extract::FromRef;
 use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -47,10 +48,8 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let stop = CancellationToken::new();
-        let sampler = tokio::spawn(crate::services::live::sample_throughput(
-            self.state.clone(),
-            stop.clone(),
-        ));
+        let sources = crate::services::live::LiveSources::from_ref(&self.state);
+        let sampler = tokio::spawn(sources.sample_throughput(stop.clone()));
         let router = crate::router(self.state);
         tracing::info!(
             port = self.listener.local_addr().map_or(0, |a| a.port()),

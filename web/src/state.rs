@@ -65,6 +65,12 @@ impl FromRef<AppState> for Option<SidekiqProxy> {
     }
 }
 
+impl FromRef<AppState> for Arc<Environment<'static>> {
+    fn from_ref(s: &AppState) -> Self {
+        s.templates.clone()
+    }
+}
+
 impl FromRef<AppState> for Credentials {
     fn from_ref(s: &AppState) -> Self {
         s.config.basic_auth.clone().map(Arc::new)

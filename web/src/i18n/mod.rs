@@ -1,23 +1,22 @@
 //! UI texts in Japanese (the seed's language, the default) and English.
 //!
 //! - [`negotiation`]: which language a request gets (the `lang` cookie set by the switch
-//!   link, else `Accept-Language`).
+//!   link, else `Accept-Language`); [`Lang`] is an extractor.
 //! - [`catalogue`]: every text in both languages, checked at compile time (a text missing in
 //!   one language does not build).
-//! - [`format`]: filling `{name}` placeholders and grouping thousands.
+//! - [`format`]: filling placeholders (`{n}`, English plurals `{n:one|other}`), grouping
+//!   thousands. Templates reach texts through one checked function, `t("key", n=1)`.
 
 pub mod catalogue;
 pub mod format;
 pub mod negotiation;
 
 pub use catalogue::{EN, JA, Texts};
-pub use format::{fill, thousands};
+pub use format::{Arg, fill, thousands};
 pub use negotiation::LANG_COOKIE;
-use serde::Serialize;
 
 /// A UI language.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lang {
     /// 日本語 (default).
     Ja,
@@ -26,6 +25,9 @@ pub enum Lang {
 }
 
 impl Lang {
+    /// Both, for tests and for rendering every template in each.
+    pub const ALL: [Lang; 2] = [Lang::Ja, Lang::En];
+
     /// `ja` or `en`.
     pub fn code(self) -> &'static str {
         match self {

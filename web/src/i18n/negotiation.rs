@@ -1,8 +1,12 @@
 //! Which language a request gets: the `lang` cookie set by the switch link wins; else the
-//! `Accept-Language` entry with the highest q among ja/en; else Japanese.
+//! `Accept-Language` entry with the highest q among ja/en; else Japanese. Handlers take
+//! [`Lang`] as an extractor.
 
 use super::Lang;
+use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
+use axum::http::request::Parts;
+use std::convert::Infallible;
 
 /// Cookie remembering the language switch.
 pub const LANG_COOKIE: &str = "lang";
@@ -42,6 +46,14 @@ impl Lang {
             }
         }
         best.map_or(Lang::Ja, |(_, l)| l)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Lang {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Lang::from_headers(&parts.headers))
     }
 }
 

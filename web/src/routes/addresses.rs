@@ -6,10 +6,12 @@ use crate::http::csrf::{self, CsrfToken};
 use crate::http::error::AppError;
 use crate::http::flash::{Flash, Redirect};
 use crate::http::templates;
-use crate::i18n::{Lang, Texts, fill, thousands};
+use crate::i18n::{Arg, Lang, Texts, fill};
+use crate::services::bulk_send::parse_count;
+use crate::services::live::LiveSources;
 use crate::state::AppState;
 use crate::storage::addresses::{self, Added, Cursor};
-use axum::extract::{Form, Path, Query, State};
+use axum::extract::{Form, FromRef, Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use minijinja::context;
@@ -46,10 +48,9 @@ pub(super) async fn index(
     State(state): State<AppState>,
     Query(query): Query<IndexQuery>,
     csrf: CsrfToken,
-    headers: HeaderMap,
+    lang: Lang,
+    flash: Option<Flash>,
 ) -> Result<Response, AppError> {
-    let lang = Lang::from_headers(&headers);
-    let flash = Flash::from_headers(&headers);
     let cursor = match (query.after, query.before) {
         (Some(id), _) => Cursor::After(id),
         (None, Some(id)) => Cursor::Before(id),
@@ -60,7 +61,7 @@ pub(super) async fn index(
         .db
         .call(move |c| Ok((addresses::page(c, &search, cursor)?, addresses::count(c)?)))
         .await?;
-    let live = crate::services::live::snapshot(&state).await?;
+    let live = LiveSources::from_ref(&state).snapshot().await?;
     let max = state.config.bulk_send_max;
     let bulk_sizes: Vec<BulkButton> = BULK_SIZES
         .iter()
@@ -75,7 +76,6 @@ pub(super) async fn index(
         &state.templates,
         "pages/index.html",
         context! {
-            t => lang.texts(),
             lang => lang.code(),
             csrf_token => csrf.value(),
             csp_nonce => nonce,
@@ -118,11 +118,11 @@ pub(crate) fn invalid_message(t: &Texts, why: Invalid) -> &'static str {
 pub(super) async fn create(
     State(state): State<AppState>,
     csrf: CsrfToken,
-    headers: HeaderMap,
+    lang: Lang,
     Form(form): Form<CreateForm>,
 ) -> Result<Redirect, AppError> {
     csrf.verify(&form.authenticity_token)?;
-    let t = Lang::from_headers(&headers).texts();
+    let t = lang.texts();
     let address = match NewAddress::parse(&form.name, &form.email) {
         Ok(a) => a,
         Err(why) => {
@@ -155,7 +155,7 @@ pub(super) async fn destroy_form(
     State(state): State<AppState>,
     Path(id): Path<i64>,
     csrf: CsrfToken,
-    headers: HeaderMap,
+    lang: Lang,
     Form(form): Form<DestroyForm>,
 ) -> Result<Redirect, AppError> {
     csrf.verify(&form.authenticity_token)?;
@@ -164,7 +164,7 @@ pub(super) async fn destroy_form(
             "POST /emails/:id needs _method=delete".into(),
         ));
     }
-    delete(state, id, &headers).await
+    delete(state, id, lang).await
 }
 
 /// `DELETE /emails/:id` from a script: the token comes in `X-CSRF-Token`, as in Rails.
@@ -172,6 +172,7 @@ pub(super) async fn destroy(
     State(state): State<AppState>,
     Path(id): Path<i64>,
     csrf: CsrfToken,
+    lang: Lang,
     headers: HeaderMap,
 ) -> Result<Redirect, AppError> {
     let token = headers
@@ -179,11 +180,11 @@ pub(super) async fn destroy(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     csrf.verify(token)?;
-    delete(state, id, &headers).await
+    delete(state, id, lang).await
 }
 
-async fn delete(state: AppState, id: i64, headers: &HeaderMap) -> Result<Redirect, AppError> {
-    let t = Lang::from_headers(headers).texts();
+async fn delete(state: AppState, id: i64, lang: Lang) -> Result<Redirect, AppError> {
+    let t = lang.texts();
     let deleted = state.db.call(move |c| addresses::delete(c, id)).await?;
     Ok(if deleted {
         tracing::info!(email_id = id, "address deleted");
@@ -203,18 +204,15 @@ pub(super) struct GenerateForm {
 pub(super) async fn generate(
     State(state): State<AppState>,
     csrf: CsrfToken,
-    headers: HeaderMap,
+    lang: Lang,
     Form(form): Form<GenerateForm>,
 ) -> Result<Redirect, AppError> {
     csrf.verify(&form.authenticity_token)?;
-    let t = Lang::from_headers(&headers).texts();
+    let t = lang.texts();
     let count = match parse_count(&form.count) {
         Some(n) if (1..=GENERATE_MAX).contains(&n) => n,
         _ => {
-            let msg = fill(
-                t.flash_bad_generate,
-                &[("max", &thousands(GENERATE_MAX as i64))],
-            );
+            let msg = fill(t.flash_bad_generate, &[("max", Arg::from(GENERATE_MAX))]);
             return Ok(Redirect::with_flash("/", Flash::alert(msg)));
         }
     };
@@ -223,11 +221,6 @@ pub(super) async fn generate(
         .call(move |c| addresses::generate(c, count))
         .await?;
     tracing::info!(created, "test addresses generated");
-    let msg = fill(t.flash_generated, &[("n", &thousands(created as i64))]);
+    let msg = fill(t.flash_generated, &[("n", Arg::from(created))]);
     Ok(Redirect::with_flash("/", Flash::notice(msg)))
-}
-
-/// `1000`, `1,000` or `1_000`.
-pub(super) fn parse_count(raw: &str) -> Option<usize> {
-    raw.trim().replace([',', '_'], "").parse().ok()
 }

@@ -2,15 +2,22 @@
 //! heartbeats, queue sizes and latency, totals, and the throughput sparkline.
 //!
 //! Built for the first page render, the `/progress` fragment the page polls every second,
-//! and `/mail_jobs.json`.
+//! and `/mail_jobs.json`, from exactly three sources ([`LiveSources`]): the database, the
+//! Sidekiq Redis and the throughput samples.
 
 use crate::domain::mail_job::{self, MailJob};
+use crate::services::throughput::{self, Throughput};
 use crate::state::AppState;
+use crate::storage::db::{Db, DbError};
 use crate::storage::mail_jobs;
+use crate::storage::sidekiq::SidekiqRedis;
+use axum::extract::FromRef;
 use mail_protocol::SendId;
 use serde::Serialize;
 use sidekiq_wire::overview::{QueueSummary, Totals};
 use sidekiq_wire::process::ProcessSnapshot;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
 
 /// Bulk sends shown in the history (the seed shows 10).
 pub const HISTORY: usize = 10;
@@ -121,120 +128,127 @@ pub struct Live {
     pub rate_now: f64,
 }
 
-/// The most recent `limit` bulk sends with their live counters merged in; merged rows that
-/// changed state are written back. Returns whether Redis answered.
-///
-/// # Errors
-/// Database errors (Redis errors only degrade to the stored copy).
-pub async fn mail_jobs(
-    state: &AppState,
-    limit: usize,
-) -> Result<(Vec<MailJob>, bool), crate::storage::db::DbError> {
-    let stored = state.db.call(move |c| mail_jobs::recent(c, limit)).await?;
-    let ids: Vec<SendId> = stored.iter().map(|j| SendId::for_mail_job(j.id)).collect();
-    let live = state
-        .redis
-        .read(|mut c| async move { mail_protocol::progress::read_progress(&mut c, &ids).await })
-        .await;
-    let redis_ok = live.is_ok();
-    let live = live.unwrap_or_default();
-    let merged: Vec<MailJob> = stored
-        .iter()
-        .enumerate()
-        .map(|(i, s)| mail_job::merge(s, live.get(i).copied()))
-        .collect();
-    let changed: Vec<MailJob> = stored
-        .iter()
-        .zip(&merged)
-        .filter(|(s, m)| mail_job::needs_saving(s, m))
-        .map(|(_, m)| m.clone())
-        .collect();
-    if !changed.is_empty() {
-        state.db.call(move |c| mail_jobs::save(c, &changed)).await?;
-    }
-    Ok((merged, redis_ok))
+/// What the live panel reads from.
+#[derive(Clone)]
+pub struct LiveSources {
+    /// The stored bulk sends.
+    pub db: Db,
+    /// The worker's counters and heartbeats.
+    pub redis: Arc<SidekiqRedis>,
+    /// Mails-per-second samples.
+    pub throughput: Arc<Throughput>,
 }
 
-/// The whole panel.
-///
-/// # Errors
-/// Database errors.
-pub async fn snapshot(state: &AppState) -> Result<Live, crate::storage::db::DbError> {
-    let (jobs, jobs_redis_ok) = mail_jobs(state, HISTORY).await?;
-    let now = sidekiq_wire::Timestamp::now().as_secs();
-    let dashboard = state
-        .redis
-        .read(|mut c| async move {
-            let processes = sidekiq_wire::process::list_processes(&mut c).await?;
-            let queues = sidekiq_wire::overview::queues(&mut c).await?;
-            let totals = sidekiq_wire::overview::totals(&mut c).await?;
-            Ok((processes, queues, totals))
-        })
-        .await;
-    let rates = state.throughput.rates();
-    let sparkline = crate::services::throughput::sparkline_svg(&rates);
-    let rate_now = rates.last().copied().unwrap_or(0.0);
-    Ok(match dashboard {
-        Ok((processes, queues, totals)) => Live {
-            jobs,
-            redis_ok: jobs_redis_ok,
-            processes: processes
-                .into_iter()
-                .map(|p| Process::from_snapshot(p, now))
-                .collect(),
-            queues: queues.into_iter().map(Queue::from).collect(),
-            totals: Some(totals.into()),
-            sparkline,
-            rate_now,
-        },
-        Err(e) => {
-            tracing::warn!(error = %e, "redis unavailable for the live panel");
-            Live {
+impl FromRef<AppState> for LiveSources {
+    fn from_ref(s: &AppState) -> Self {
+        LiveSources {
+            db: s.db.clone(),
+            redis: s.redis.clone(),
+            throughput: s.throughput.clone(),
+        }
+    }
+}
+
+impl LiveSources {
+    /// The most recent `limit` bulk sends with their live counters merged in; merged rows
+    /// that changed state are written back. Returns whether Redis answered.
+    ///
+    /// # Errors
+    /// Database errors (Redis errors only degrade to the stored copy).
+    pub async fn mail_jobs(&self, limit: usize) -> Result<(Vec<MailJob>, bool), DbError> {
+        let stored = self.db.call(move |c| mail_jobs::recent(c, limit)).await?;
+        let ids: Vec<SendId> = stored.iter().map(|j| SendId::for_mail_job(j.id)).collect();
+        let live = self.redis.progress(ids).await;
+        let redis_ok = live.is_ok();
+        let live = live.unwrap_or_default();
+        let merged: Vec<MailJob> = stored
+            .iter()
+            .enumerate()
+            .map(|(i, s)| mail_job::merge(s, live.get(i).copied()))
+            .collect();
+        let changed: Vec<MailJob> = stored
+            .iter()
+            .zip(&merged)
+            .filter(|(s, m)| mail_job::needs_saving(s, m))
+            .map(|(_, m)| m.clone())
+            .collect();
+        if !changed.is_empty() {
+            self.db.call(move |c| mail_jobs::save(c, &changed)).await?;
+        }
+        Ok((merged, redis_ok))
+    }
+
+    /// The whole panel.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn snapshot(&self) -> Result<Live, DbError> {
+        let (jobs, jobs_redis_ok) = self.mail_jobs(HISTORY).await?;
+        let now = sidekiq_wire::Timestamp::now().as_secs();
+        let dashboard = self.redis.dashboard().await;
+        let rates = self.throughput.rates();
+        let sparkline = throughput::sparkline_svg(&rates);
+        let rate_now = rates.last().copied().unwrap_or(0.0);
+        Ok(match dashboard {
+            Ok(d) => Live {
                 jobs,
-                redis_ok: false,
-                processes: Vec::new(),
-                queues: Vec::new(),
-                totals: None,
+                redis_ok: jobs_redis_ok,
+                processes: d
+                    .processes
+                    .into_iter()
+                    .map(|p| Process::from_snapshot(p, now))
+                    .collect(),
+                queues: d.queues.into_iter().map(Queue::from).collect(),
+                totals: Some(d.totals.into()),
                 sparkline,
                 rate_now,
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "redis unavailable for the live panel");
+                Live {
+                    jobs,
+                    redis_ok: false,
+                    processes: Vec::new(),
+                    queues: Vec::new(),
+                    totals: None,
+                    sparkline,
+                    rate_now,
+                }
             }
-        }
-    })
-}
+        })
+    }
 
-/// Samples, once a second until cancelled, how many mails the recent bulk sends have done
-/// (sent + failed, the worker's exact counters), so the sparkline shows mails per second as
-/// they happen. (`stat:processed` would lag: workers flush it with their heartbeat.)
-pub async fn sample_throughput(state: AppState, stop: tokio_util::sync::CancellationToken) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        let Ok(ids) = state
-            .db
-            .call(|c| {
-                Ok(mail_jobs::recent(c, HISTORY)?
-                    .iter()
-                    .map(|j| SendId::for_mail_job(j.id))
-                    .collect::<Vec<SendId>>())
-            })
-            .await
-        else {
-            continue;
-        };
-        let done = state
-            .redis
-            .read(|mut c| async move { mail_protocol::progress::read_progress(&mut c, &ids).await })
-            .await;
-        if let Ok(progress) = done {
-            let total: i64 = progress.iter().map(|p| p.sent + p.failed).sum();
-            state.throughput.record(
-                sidekiq_wire::Timestamp::now().as_secs(),
-                u64::try_from(total).unwrap_or(0),
-            );
+    /// Samples, once a second until cancelled, how many mails the recent bulk sends have
+    /// done (sent + failed, the worker's exact counters), so the sparkline shows mails per
+    /// second as they happen. (`stat:processed` would lag: workers flush it with their
+    /// heartbeat.)
+    pub async fn sample_throughput(self, stop: CancellationToken) {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let Ok(ids) = self
+                .db
+                .call(|c| {
+                    Ok(mail_jobs::recent(c, HISTORY)?
+                        .iter()
+                        .map(|j| SendId::for_mail_job(j.id))
+                        .collect::<Vec<SendId>>())
+                })
+                .await
+            else {
+                continue;
+            };
+            if let Ok(progress) = self.redis.progress(ids).await {
+                let total: i64 = progress.iter().map(|p| p.sent + p.failed).sum();
+                self.throughput.record(
+                    sidekiq_wire::Timestamp::now().as_secs(),
+                    u64::try_from(total).unwrap_or(0),
+                );
+            }
         }
     }
 }
