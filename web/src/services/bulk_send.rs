@@ -3,7 +3,7 @@
 //! enqueue one `MailSenderJob` per recipient with `push_bulk` (1,000 per LPUSH).
 
 use crate::storage::addresses::{self, Recipient};
-use crate::storage::db::{Db, DbError};
+use crate::storage::db::{Db, DbError, write_transaction};
 use crate::storage::mail_jobs;
 use crate::storage::sidekiq::{RedisError, SidekiqRedis};
 use mail_protocol::keys::progress as progress_key;
@@ -114,7 +114,7 @@ pub async fn run(db: &Db, redis: &SidekiqRedis, request: Request) -> Result<Outc
     } = request;
     let picked = db
         .call(move |c| {
-            let tx = c.transaction()?;
+            let tx = write_transaction(c)?;
             let picked = match addresses::pick_random(&tx, count)? {
                 Ok(p) => p,
                 Err(available) => return Ok(Err(available)),

@@ -3,7 +3,7 @@
 //! Plain functions over a `&Connection`, run inside [`crate::storage::db::Db::call`].
 
 use crate::domain::address::NewAddress;
-use crate::storage::db::{DbError, now_timestamp};
+use crate::storage::db::{DbError, now_timestamp, write_transaction};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
@@ -200,7 +200,7 @@ pub struct Inserted {
 /// [`DbError`]; nothing is stored then.
 pub fn add_many(conn: &mut Connection, rows: &[NewAddress]) -> Result<Inserted, DbError> {
     let now = now_timestamp();
-    let tx = conn.transaction()?;
+    let tx = write_transaction(conn)?;
     let mut out = Inserted::default();
     {
         let mut stmt = tx.prepare(

@@ -4,7 +4,7 @@
 //! rusqlite is blocking, so every query runs in [`Db::call`] on tokio's blocking pool with a
 //! connection taken from a small idle list (WAL lets readers run beside the one writer).
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -162,7 +162,7 @@ fn migrate(conn: &mut Connection) -> Result<(), DbError> {
         });
     }
     for (index, (name, sql)) in MIGRATIONS.iter().enumerate().skip(applied) {
-        let tx = conn.transaction()?;
+        let tx = write_transaction(conn)?;
         tx.execute_batch(sql)?;
         // PRAGMA takes no bound parameters; the value is our own integer.
         tx.execute_batch(&format!("PRAGMA user_version = {}", index + 1))?;
@@ -170,6 +170,18 @@ fn migrate(conn: &mut Connection) -> Result<(), DbError> {
         tracing::info!(migration = name, "applied migration");
     }
     Ok(())
+}
+
+/// Starts a transaction that will write: `BEGIN IMMEDIATE` takes the write lock up front,
+/// waiting up to the busy timeout for another writer. A deferred `BEGIN` that reads first
+/// would fail at its first write with `SQLITE_BUSY` ("cannot promote read transaction")
+/// whenever another connection committed in between, and the busy timeout cannot help
+/// there: every transaction that writes goes through here.
+///
+/// # Errors
+/// [`DbError`] (the lock was not free within the busy timeout).
+pub fn write_transaction(conn: &mut Connection) -> Result<Transaction<'_>, DbError> {
+    Ok(conn.transaction_with_behavior(TransactionBehavior::Immediate)?)
 }
 
 /// Now, as stored in `created_at`/`updated_at` (UTC, RFC 3339 with milliseconds).

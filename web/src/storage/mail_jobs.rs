@@ -3,7 +3,7 @@
 //! Plain functions over a `&Connection`, run inside [`crate::storage::db::Db::call`].
 
 use crate::domain::mail_job::{MailJob, Status, percentage};
-use crate::storage::db::{DbError, now_timestamp};
+use crate::storage::db::{DbError, now_timestamp, write_transaction};
 use rusqlite::{Connection, params};
 
 /// Creates a pending bulk send; returns `(id, job_id)`.
@@ -77,7 +77,7 @@ pub fn recent(conn: &Connection, limit: usize) -> Result<Vec<MailJob>, DbError> 
 /// # Errors
 /// [`DbError`].
 pub fn save(conn: &mut Connection, jobs: &[MailJob]) -> Result<(), DbError> {
-    let tx = conn.transaction()?;
+    let tx = write_transaction(conn)?;
     {
         let mut stmt = tx.prepare_cached(
             "UPDATE mail_jobs SET sent_count = ?2, failed_count = ?3, retrying_count = ?4,

@@ -11,6 +11,7 @@ mod support;
 
 mod addresses;
 mod bulk_send;
+mod concurrency;
 mod csv;
 mod e2e;
 mod health;

@@ -115,6 +115,26 @@ impl TestApp {
         res
     }
 
+    /// GET with the jar's cookies, `cookie` (`name=value`) replacing the jar's cookie of that
+    /// name, without storing what the response sets: for tasks sharing one app.
+    pub async fn get_isolated(&self, uri: &str, cookie: &str) -> Response {
+        let name = cookie.split('=').next().unwrap_or("");
+        let mut jar: Vec<String> = self
+            .cookies
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(k, _)| k.as_str() != name)
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        jar.push(cookie.to_string());
+        let req = Request::get(uri)
+            .header(header::COOKIE, jar.join("; "))
+            .body(Body::empty())
+            .unwrap();
+        self.router.clone().oneshot(req).await.unwrap()
+    }
+
     pub async fn get(&self, uri: &str) -> Response {
         self.send(Request::get(uri).body(Body::empty()).unwrap())
             .await
