@@ -5,7 +5,7 @@
 //! The web merges those live counters into the stored rows ([`merge`]) and writes the merged
 //! counts back when they change state, so the history survives the Redis TTL (7 days).
 
-use mail_protocol::Progress;
+use mail_protocol::{Progress, SendId};
 use serde::Serialize;
 
 /// Where a bulk send is.
@@ -74,6 +74,9 @@ pub struct MailJob {
     pub created_at: String,
     /// (sent + failed) / total, in percent with one decimal (the seed's rounding).
     pub progress_percentage: f64,
+    /// Where the worker counts this send in Redis.
+    #[serde(skip)]
+    pub send_id: SendId,
 }
 
 /// The status the counters imply: done when sent + failed reaches the total.
@@ -152,6 +155,7 @@ mod tests {
             simulate_error: false,
             created_at: "x".into(),
             progress_percentage: 0.0,
+            send_id: SendId::new("0f", 1),
         }
     }
 

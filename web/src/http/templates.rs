@@ -164,6 +164,7 @@ mod tests {
             simulate_error: id % 2 == 1,
             created_at: "2026-11-24T04:50:00.123Z".into(),
             progress_percentage: 50.0,
+            send_id: mail_protocol::SendId::new("0f", id),
         }
     }
 

@@ -112,6 +112,8 @@ pub async fn run(db: &Db, redis: &SidekiqRedis, request: Request) -> Result<Outc
         queue,
         simulate_error,
     } = request;
+    let instance = db.instance().id.clone();
+    let row_instance = instance.clone();
     let picked = db
         .call(move |c| {
             let tx = write_transaction(c)?;
@@ -119,7 +121,7 @@ pub async fn run(db: &Db, redis: &SidekiqRedis, request: Request) -> Result<Outc
                 Ok(p) => p,
                 Err(available) => return Ok(Err(available)),
             };
-            let (id, job_id) = mail_jobs::create(&tx, count, queue, simulate_error)?;
+            let (id, job_id) = mail_jobs::create(&tx, count, queue, simulate_error, &row_instance)?;
             tx.commit()?;
             Ok(Ok((picked, id, job_id)))
         })
@@ -128,7 +130,13 @@ pub async fn run(db: &Db, redis: &SidekiqRedis, request: Request) -> Result<Outc
         Ok(p) => p,
         Err(have) => return Ok(Outcome::TooFew { have, need: count }),
     };
-    match enqueue(redis, mail_job_id, queue, simulate_error, recipients).await {
+    let send = Send {
+        instance: &instance,
+        mail_job_id,
+        queue,
+        simulate_error,
+    };
+    match enqueue(redis, &send, recipients).await {
         Ok(()) => {
             tracing::info!(
                 mail_job_id,
@@ -150,19 +158,25 @@ pub async fn run(db: &Db, redis: &SidekiqRedis, request: Request) -> Result<Outc
     }
 }
 
+/// What every job of one send carries.
+struct Send<'a> {
+    instance: &'a str,
+    mail_job_id: i64,
+    queue: &'a str,
+    simulate_error: bool,
+}
+
 async fn enqueue(
     redis: &SidekiqRedis,
-    mail_job_id: i64,
-    queue: &str,
-    simulate_error: bool,
+    send: &Send<'_>,
     recipients: Vec<Recipient>,
 ) -> Result<(), RedisError> {
     let client = redis.client().await?;
-    // A progress hash left under this id (a database recreated while Redis kept its data)
-    // would be counted into the new send; ids never repeat within one database.
+    // A progress hash left under this key (the same database restored from a backup while
+    // Redis kept its data) would be counted into the new send.
     let mut conn = client.connection();
     redis::cmd("DEL")
-        .arg(progress_key(&SendId::for_mail_job(mail_job_id)))
+        .arg(progress_key(&SendId::new(send.instance, send.mail_job_id)))
         .query_async::<()>(&mut conn)
         .await?;
     let jobs = recipients
@@ -172,10 +186,11 @@ async fn enqueue(
                 to: r.email,
                 name: Some(r.name),
                 email_id: Some(r.id),
-                mail_job_id: Some(mail_job_id),
-                simulate_error,
+                mail_job_id: Some(send.mail_job_id),
+                instance: Some(send.instance.to_owned()),
+                simulate_error: send.simulate_error,
             }
-            .into_job(queue)
+            .into_job(send.queue)
         })
         .collect();
     client.push_bulk(jobs).await?;

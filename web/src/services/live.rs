@@ -157,7 +157,7 @@ impl LiveSources {
     /// Database errors (Redis errors only degrade to the stored copy).
     pub async fn mail_jobs(&self, limit: usize) -> Result<(Vec<MailJob>, bool), DbError> {
         let stored = self.db.call(move |c| mail_jobs::recent(c, limit)).await?;
-        let ids: Vec<SendId> = stored.iter().map(|j| SendId::for_mail_job(j.id)).collect();
+        let ids: Vec<SendId> = stored.iter().map(|j| j.send_id.clone()).collect();
         let live = self.redis.progress(ids).await;
         let redis_ok = live.is_ok();
         let live = live.unwrap_or_default();
@@ -235,7 +235,7 @@ impl LiveSources {
                 .call(|c| {
                     Ok(mail_jobs::recent(c, HISTORY)?
                         .iter()
-                        .map(|j| SendId::for_mail_job(j.id))
+                        .map(|j| j.send_id.clone())
                         .collect::<Vec<SendId>>())
                 })
                 .await

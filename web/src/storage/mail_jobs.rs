@@ -4,6 +4,7 @@
 
 use crate::domain::mail_job::{MailJob, Status, percentage};
 use crate::storage::db::{DbError, now_timestamp, write_transaction};
+use mail_protocol::SendId;
 use rusqlite::{Connection, params};
 
 /// Creates a pending bulk send; returns `(id, job_id)`.
@@ -15,14 +16,15 @@ pub fn create(
     total: usize,
     queue: &str,
     simulate_error: bool,
+    instance: &str,
 ) -> Result<(i64, String), DbError> {
     let tag: [u8; 12] = rand::random();
     let job_id: String = tag.iter().map(|b| format!("{b:02x}")).collect();
     let now = now_timestamp();
     conn.execute(
-        "INSERT INTO mail_jobs (job_id, total_count, status, queue, simulate_error, created_at, updated_at)
-         VALUES (?1, ?2, 'pending', ?3, ?4, ?5, ?5)",
-        params![job_id, total as i64, queue, simulate_error, now],
+        "INSERT INTO mail_jobs (job_id, total_count, status, queue, simulate_error, created_at, updated_at, instance)
+         VALUES (?1, ?2, 'pending', ?3, ?4, ?5, ?5, ?6)",
+        params![job_id, total as i64, queue, simulate_error, now, instance],
     )?;
     Ok((conn.last_insert_rowid(), job_id))
 }
@@ -46,7 +48,7 @@ pub fn mark_enqueue_failed(conn: &Connection, id: i64) -> Result<(), DbError> {
 pub fn recent(conn: &Connection, limit: usize) -> Result<Vec<MailJob>, DbError> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, COALESCE(job_id, ''), total_count, sent_count, failed_count, retrying_count,
-                status, queue, simulate_error, created_at
+                status, queue, simulate_error, created_at, instance
          FROM mail_jobs ORDER BY id DESC LIMIT ?1",
     )?;
     let rows = stmt
@@ -54,8 +56,10 @@ pub fn recent(conn: &Connection, limit: usize) -> Result<Vec<MailJob>, DbError> 
             let total: i64 = r.get(2)?;
             let sent: i64 = r.get(3)?;
             let failed: i64 = r.get(4)?;
+            let id: i64 = r.get(0)?;
+            let instance: Option<String> = r.get(10)?;
             Ok(MailJob {
-                id: r.get(0)?,
+                id,
                 job_id: r.get(1)?,
                 total_count: total,
                 sent_count: sent,
@@ -66,6 +70,10 @@ pub fn recent(conn: &Connection, limit: usize) -> Result<Vec<MailJob>, DbError> 
                 simulate_error: r.get(8)?,
                 created_at: r.get(9)?,
                 progress_percentage: percentage(total, sent, failed),
+                send_id: match instance {
+                    Some(instance) => SendId::new(&instance, id),
+                    None => SendId::for_mail_job(id),
+                },
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;

@@ -142,6 +142,7 @@ async fn parallel_bulk_sends_generates_and_pollers_never_fail() {
     );
 }
 
-async fn progress_key(_app: &TestApp, mail_job_id: i64) -> String {
-    mail_protocol::keys::progress(&mail_protocol::SendId::for_mail_job(mail_job_id))
+async fn progress_key(app: &TestApp, mail_job_id: i64) -> String {
+    let instance = &app.state.db.instance().id;
+    mail_protocol::keys::progress(&mail_protocol::SendId::new(instance, mail_job_id))
 }

@@ -18,3 +18,4 @@ mod health;
 mod progress;
 mod proxy;
 mod security;
+mod storage_faults;

@@ -47,6 +47,16 @@ impl TestApp {
             .map_or(DEAD_REDIS.to_string(), RedisServer::url);
         let mut cfg = config(&dir, &url);
         tweak(&mut cfg);
+        Self::start(cfg, redis, dir).await
+    }
+
+    /// The same app started again on the same files and Redis (a process restart).
+    pub async fn restarted(self) -> Self {
+        let cfg = (*self.state.config).clone();
+        Self::start(cfg, self.redis, self.dir).await
+    }
+
+    async fn start(cfg: Config, redis: Option<RedisServer>, dir: TempDir) -> Self {
         let auth = cfg.basic_auth.clone().map(|(u, p)| {
             use base64::Engine;
             format!(
