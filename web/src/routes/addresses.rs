@@ -110,6 +110,7 @@ pub(crate) fn invalid_message(t: &Texts, why: Invalid) -> &'static str {
     match why {
         Invalid::NameBlank => t.invalid_name_blank,
         Invalid::NameTooLong => t.invalid_name_too_long,
+        Invalid::NameFormat => t.invalid_name_format,
         Invalid::EmailBlank => t.invalid_email_blank,
         Invalid::EmailFormat => t.invalid_email_format,
     }

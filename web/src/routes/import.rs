@@ -178,6 +178,20 @@ fn refused(t: &Texts, e: &ImportError) -> Redirect {
                 .map(|l| fill(t.line_formula, &[("line", Arg::from(l.to_string()))]))
                 .collect(),
         ),
+        ImportError::UnterminatedQuote(line) => (
+            fill(
+                t.import_unterminated_quote,
+                &[("line", Arg::from(line.to_string()))],
+            ),
+            Vec::new(),
+        ),
+        ImportError::BrokenUtf8(lines) => (
+            t.import_broken_utf8.to_owned(),
+            lines
+                .iter()
+                .map(|l| fill(t.line_broken_utf8, &[("line", Arg::from(l.to_string()))]))
+                .collect(),
+        ),
         ImportError::Malformed(line) => (
             fill(t.import_malformed, &[("line", Arg::from(line.to_string()))]),
             Vec::new(),
