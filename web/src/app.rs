@@ -1,10 +1,11 @@
 //! The running server: bind, serve with graceful shutdown, and the background sampler.
 
 use crate::config::Config;
+use crate::http::server::{HEADER_TIMEOUT, Limits, serve};
 use crate::state::AppState;
 use anyhow::Context;
 use axum::extract::FromRef;
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -20,12 +21,12 @@ pub struct App {
 }
 
 impl App {
-    /// Opens the database, compiles templates and binds `0.0.0.0:PORT` (port 0 picks one).
+    /// Opens the database, compiles templates and binds `BIND_ADDR:PORT` (port 0 picks one).
     ///
     /// # Errors
     /// Database, template or bind failures.
     pub async fn build(config: Config) -> anyhow::Result<App> {
-        let addr = SocketAddr::from(([0, 0, 0, 0], config.port));
+        let addr = SocketAddr::new(config.bind_addr, config.port);
         let state = AppState::new(config)?;
         let listener = TcpListener::bind(addr)
             .await
@@ -39,10 +40,11 @@ impl App {
     }
 
     /// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests
-    /// finish.
+    /// finish (at most [`DRAIN_TIMEOUT`]: a stuck request must not keep the pod past its
+    /// termination grace period).
     ///
     /// # Errors
-    /// Accept-loop I/O errors.
+    /// None today; kept fallible for the binary's `?`.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -50,37 +52,25 @@ impl App {
         let stop = CancellationToken::new();
         let sources = crate::services::live::LiveSources::from_ref(&self.state);
         let sampler = tokio::spawn(sources.sample_throughput(stop.clone()));
+        let limits = Limits {
+            max_connections: self.state.config.max_connections,
+            header_timeout: HEADER_TIMEOUT,
+            drain_timeout: DRAIN_TIMEOUT,
+        };
         let router = crate::router(self.state);
         tracing::info!(
-            port = self.listener.local_addr().map_or(0, |a| a.port()),
+            addr = %self.listener.local_addr().map_or_else(|e| e.to_string(), |a| a.to_string()),
             "mail-web listening"
         );
-        let signalled = CancellationToken::new();
-        let on_signal = signalled.clone();
-        let serve = axum::serve(
-            self.listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
+        let on_signal = stop.clone();
+        tokio::spawn(async move {
             shutdown.await;
             on_signal.cancel();
-        })
-        .into_future();
-        // Draining waits for open requests; a stuck one (a slow proxied Sidekiq page) must
-        // not keep the pod past its termination grace period.
-        let result = tokio::select! {
-            r = serve => r,
-            () = async {
-                signalled.cancelled().await;
-                tokio::time::sleep(DRAIN_TIMEOUT).await;
-            } => {
-                tracing::warn!(timeout_secs = DRAIN_TIMEOUT.as_secs(), "requests still open after the drain timeout; exiting");
-                Ok(())
-            }
-        };
+        });
+        serve(self.listener, router, limits, stop.clone()).await;
         stop.cancel();
         let _ = sampler.await;
-        result.context("serve")
+        Ok(())
     }
 }
 

@@ -4,6 +4,7 @@
 //! [`Config::new`] and struct updates, because the process environment is shared by tests
 //! running in parallel.
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
 /// A variable was set to something unusable; the process stops at boot.
@@ -27,8 +28,13 @@ pub enum ConfigError {
 /// Everything the web app is configured with.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// `PORT`: where to listen (all interfaces).
+    /// `PORT`: where to listen.
     pub port: u16,
+    /// `BIND_ADDR`: the interface to listen on (all, `0.0.0.0`, by default: containers;
+    /// `ops/run` binds `127.0.0.1`).
+    pub bind_addr: IpAddr,
+    /// `MAX_CONNECTIONS`: connections served at once; more are answered 503.
+    pub max_connections: usize,
     /// `DATABASE_URL` (`sqlite://path`): the SQLite file; its directory is created.
     pub database_path: PathBuf,
     /// `REDIS_URL`: the Sidekiq Redis.
@@ -56,6 +62,9 @@ pub struct Config {
 pub const DEFAULT_DATABASE_PATH: &str = "db/development.sqlite3";
 /// Default largest bulk send: the seed's biggest button.
 pub const DEFAULT_BULK_SEND_MAX: usize = 10_000;
+/// Default connection limit: far above what a browser or a probe needs, far below the
+/// usual 1,024 file descriptors of a container.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
 /// Default upload limit: 10 MiB holds ~250,000 address rows.
 pub const DEFAULT_MAX_UPLOAD_BYTES: usize = 10 * 1024 * 1024;
 
@@ -64,6 +73,8 @@ impl Config {
     pub fn new(database_path: impl Into<PathBuf>, redis_url: impl Into<String>) -> Self {
         Config {
             port: 3000,
+            bind_addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
             database_path: database_path.into(),
             redis_url: redis_url.into(),
             sidekiq_web_url: None,
@@ -100,6 +111,23 @@ impl Config {
         );
         if let Some(v) = get("PORT") {
             c.port = parse_num("PORT", &v)?;
+        }
+        if let Some(v) = get("BIND_ADDR") {
+            c.bind_addr = v.trim().parse().map_err(|_| ConfigError::Invalid {
+                var: "BIND_ADDR",
+                value: v.clone(),
+                reason: "expected an IP address such as 0.0.0.0, 127.0.0.1 or ::",
+            })?;
+        }
+        if let Some(v) = get("MAX_CONNECTIONS") {
+            c.max_connections = parse_num("MAX_CONNECTIONS", &v)?;
+            if c.max_connections == 0 {
+                return Err(ConfigError::Invalid {
+                    var: "MAX_CONNECTIONS",
+                    value: v,
+                    reason: "must be at least 1",
+                });
+            }
         }
         if let Some(v) = get("SIDEKIQ_WEB_URL") {
             c.sidekiq_web_url = Some(parse_http_url("SIDEKIQ_WEB_URL", &v)?);
@@ -205,6 +233,8 @@ mod tests {
     fn defaults() {
         let c = Config::from_lookup(lookup(&[])).unwrap();
         assert_eq!(c.port, 3000);
+        assert_eq!(c.bind_addr.to_string(), "0.0.0.0");
+        assert_eq!(c.max_connections, 512);
         assert_eq!(c.database_path, PathBuf::from("db/development.sqlite3"));
         assert_eq!(c.redis_url, "redis://127.0.0.1:6379/0");
         assert_eq!(c.sidekiq_web_url, None);
@@ -218,6 +248,8 @@ mod tests {
     fn values_are_parsed() {
         let c = Config::from_lookup(lookup(&[
             ("PORT", "8080"),
+            ("BIND_ADDR", "127.0.0.1"),
+            ("MAX_CONNECTIONS", "64"),
             ("DATABASE_URL", "sqlite:///var/lib/web/prod.sqlite3"),
             ("SIDEKIQ_WEB_URL", "http://127.0.0.1:9292/"),
             ("WEB_USERNAME", "u"),
@@ -226,6 +258,8 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(c.port, 8080);
+        assert_eq!(c.bind_addr.to_string(), "127.0.0.1");
+        assert_eq!(c.max_connections, 64);
         assert_eq!(c.database_path, PathBuf::from("/var/lib/web/prod.sqlite3"));
         assert_eq!(c.sidekiq_web_url.as_deref(), Some("http://127.0.0.1:9292"));
         assert_eq!(c.basic_auth, Some(("u".into(), "p".into())));
@@ -236,6 +270,8 @@ mod tests {
     fn bad_values_stop_the_boot() {
         for pairs in [
             vec![("PORT", "http")],
+            vec![("BIND_ADDR", "localhost")],
+            vec![("MAX_CONNECTIONS", "0")],
             vec![("SIDEKIQ_WEB_URL", "https://x")],
             vec![("SIDEKIQ_WEB_URL", "127.0.0.1:9292")],
             vec![("WEB_USERNAME", "only")],

@@ -6,6 +6,7 @@
 //! - [`metrics`]: Prometheus request metrics.
 //! - [`templates`]: the minijinja environment and the page response (CSP, cookies).
 //! - [`proxy`]: `/sidekiq` reverse-proxied to the Sidekiq Web UI.
+//! - [`server`]: connections: header and idle deadlines, a connection limit, the drain.
 
 pub mod auth;
 pub mod cookies;
@@ -14,4 +15,5 @@ pub mod error;
 pub mod flash;
 pub mod metrics;
 pub mod proxy;
+pub mod server;
 pub mod templates;

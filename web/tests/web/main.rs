@@ -12,6 +12,7 @@ mod support;
 mod addresses;
 mod bulk_send;
 mod concurrency;
+mod connections;
 mod csv;
 mod e2e;
 mod health;

@@ -287,3 +287,78 @@ fn encode(s: &str) -> String {
         })
         .collect()
 }
+
+/// The real `mail-web` binary on a free loopback port with its own database and `envs`
+/// (Redis unreachable unless given), its stdout drained. Returns once `/health/live`
+/// answers.
+pub struct WebProcess {
+    /// Killed on drop.
+    _child: tokio::process::Child,
+    pub port: u16,
+    /// Holds the database; removed on drop.
+    _dir: TempDir,
+}
+
+impl WebProcess {
+    pub async fn start(envs: &[(&str, String)]) -> Self {
+        let dir = TempDir::new("web-bin");
+        let port = test_services::free_port();
+        let mut cmd = tokio::process::Command::new(test_services::bin_path("mail-web"));
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("PORT", port.to_string())
+            .env("BIND_ADDR", "127.0.0.1")
+            .env(
+                "DATABASE_URL",
+                format!("sqlite://{}", dir.path().join("web.sqlite3").display()),
+            )
+            .env("REDIS_URL", DEAD_REDIS)
+            .env("RUST_LOG", "warn")
+            .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit())
+            .kill_on_drop(true);
+        let child = cmd
+            .spawn()
+            .expect("spawn mail-web (cargo build --bins first)");
+        let web = WebProcess {
+            _child: child,
+            port,
+            _dir: dir,
+        };
+        test_services::wait_until(
+            std::time::Duration::from_secs(30),
+            "mail-web listening",
+            || async { web.raw("/health/live").await.ok() },
+        )
+        .await;
+        web
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// One `GET path` on a fresh connection; the whole response as text.
+    pub async fn raw(&self, path: &str) -> std::io::Result<String> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(self.addr()).await?;
+        s.write_all(
+            format!(
+                "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+                self.addr()
+            )
+            .as_bytes(),
+        )
+        .await?;
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).await?;
+        let text = String::from_utf8_lossy(&out).into_owned();
+        if text.starts_with("HTTP/1.1 ") {
+            Ok(text)
+        } else {
+            Err(std::io::Error::other(format!("not a response: {text:?}")))
+        }
+    }
+}
