@@ -4,6 +4,7 @@ use crate::config::Config;
 use crate::http::auth::Credentials;
 use crate::http::metrics::HttpMetrics;
 use crate::http::proxy::SidekiqProxy;
+use crate::http::session::SessionKey;
 use crate::services::throughput::Throughput;
 use crate::storage::db::Db;
 use crate::storage::sidekiq::SidekiqRedis;
@@ -29,6 +30,8 @@ pub struct AppState {
     pub throughput: Arc<Throughput>,
     /// `/sidekiq` proxy, when `SIDEKIQ_WEB_URL` is set.
     pub proxy: Option<SidekiqProxy>,
+    /// Signs session cookies (from the database's secret).
+    pub session_key: SessionKey,
 }
 
 impl AppState {
@@ -41,7 +44,9 @@ impl AppState {
         let db = Db::open(&config.database_path)
             .with_context(|| format!("open database {}", config.database_path.display()))?;
         let templates = crate::http::templates::environment().context("compile templates")?;
+        let session_key = SessionKey::new(&db.instance().secret);
         Ok(AppState {
+            session_key,
             redis: Arc::new(SidekiqRedis::new(config.redis_url.clone())),
             proxy: config.sidekiq_web_url.as_deref().map(SidekiqProxy::new),
             config: Arc::new(config),
@@ -50,6 +55,12 @@ impl AppState {
             metrics: HttpMetrics::default(),
             throughput: Arc::new(Throughput::default()),
         })
+    }
+}
+
+impl FromRef<AppState> for SessionKey {
+    fn from_ref(s: &AppState) -> Self {
+        s.session_key.clone()
     }
 }
 

@@ -1,79 +1,126 @@
-//! Cross-site request forgery protection, Rails-style: every form carries a hidden
-//! `authenticity_token` that must equal the token in the `_mail_web_csrf` cookie.
+//! Cross-site request forgery protection. A state-changing request must
+//! 1. come from our own pages: `Sec-Fetch-Site` (when the browser sends it) is
+//!    `same-origin` or `none`, and `Origin` (when sent) is this host — so another site,
+//!    another port of this host (the mail catcher, the Sidekiq admin) or a sandboxed page
+//!    (`Origin: null`) is refused even when the browser attaches our cookies (cookies
+//!    ignore ports);
+//! 2. carry the token of its session: every form has a hidden `authenticity_token` (or the
+//!    `X-CSRF-Token` header) that must equal the token derived from the signed session
+//!    cookie ([`super::session`]), so a cookie planted by someone else, or a token from
+//!    another session, does not pass.
 //!
-//! A cross-site page can make the browser POST here, but it can neither read our pages (to
-//! learn the token) nor send our SameSite=Lax cookie along with a cross-site POST, so the two
-//! never match. The comparison is constant-time so response timing reveals nothing.
+//! The comparison is constant-time so response timing reveals nothing.
 
 use crate::http::cookies;
 use crate::http::error::AppError;
-use axum::extract::FromRequestParts;
+use crate::http::session::{Session, SessionKey};
+use axum::extract::{FromRef, FromRequestParts};
 use axum::http::HeaderMap;
+use axum::http::header::{HOST, ORIGIN};
 use axum::http::request::Parts;
 use std::convert::Infallible;
 
-/// Cookie holding the token.
-pub const COOKIE: &str = "_mail_web_csrf";
 /// Header accepted instead of the form field (for `DELETE` from scripts), as Rails'.
 pub const HEADER: &str = "x-csrf-token";
 
-/// The request's CSRF token: the cookie's, or a fresh one to be set with the response.
+/// The request's session and what it may submit.
 #[derive(Debug, Clone)]
 pub struct CsrfToken {
-    value: String,
-    is_new: bool,
+    session: Session,
+    token: String,
+    cookie: Option<String>,
+    origin: Result<(), &'static str>,
 }
 
 impl CsrfToken {
-    /// Reads the cookie, or mints a new random token.
-    pub fn from_headers(headers: &HeaderMap) -> Self {
-        match cookies::get(headers, COOKIE).filter(|v| v.len() == 64) {
-            Some(value) => CsrfToken {
-                value,
-                is_new: false,
-            },
-            None => CsrfToken {
-                value: new_token(),
-                is_new: true,
-            },
+    /// The session of `headers` (a new one if it has none we signed).
+    pub fn from_headers(headers: &HeaderMap, key: &SessionKey) -> Self {
+        let secure = cookies::is_https(headers);
+        let cookie = cookies::get(headers, Session::cookie_name(secure));
+        let session = Session::from_cookie(cookie.as_deref(), key, secure);
+        CsrfToken {
+            token: session.csrf_token(key),
+            cookie: session.set_cookie(key),
+            session,
+            origin: same_origin(headers),
         }
     }
 
     /// The token to put into forms.
     pub fn value(&self) -> &str {
-        &self.value
+        &self.token
     }
 
-    /// The `Set-Cookie` value to send when the token was just minted.
+    /// The `Set-Cookie` value to send when the session was just started.
     pub fn set_cookie(&self) -> Option<String> {
-        self.is_new.then(|| cookies::set(COOKIE, &self.value))
+        self.cookie.clone()
     }
 
-    /// Checks a submitted token against the cookie.
+    /// Checks that the request comes from our pages and `submitted` is its session's token.
     ///
     /// # Errors
-    /// [`AppError::Forbidden`] when the cookie is missing or the tokens differ.
+    /// [`AppError::Forbidden`].
     pub fn verify(&self, submitted: &str) -> Result<(), AppError> {
-        if !self.is_new && constant_time_eq(self.value.as_bytes(), submitted.as_bytes()) {
-            Ok(())
+        let why = if let Err(why) = self.origin {
+            why
+        } else if self.session.is_new() {
+            "no session cookie (or one we did not sign)"
+        } else if !constant_time_eq(self.token.as_bytes(), submitted.as_bytes()) {
+            "token does not belong to this session"
         } else {
-            Err(AppError::Forbidden)
-        }
+            return Ok(());
+        };
+        tracing::warn!(reason = why, "request refused by the CSRF check");
+        Err(AppError::Forbidden)
     }
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for CsrfToken {
+impl<S> FromRequestParts<S> for CsrfToken
+where
+    SessionKey: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(CsrfToken::from_headers(&parts.headers))
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Ok(CsrfToken::from_headers(
+            &parts.headers,
+            &SessionKey::from_ref(state),
+        ))
     }
 }
 
-/// 32 random bytes as hex.
-fn new_token() -> String {
-    let bytes: [u8; 32] = rand::random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// Whether the browser says the request comes from one of our own pages. Requests without
+/// `Sec-Fetch-Site` and `Origin` (old browsers, scripts, curl) pass on to the token check.
+fn same_origin(headers: &HeaderMap) -> Result<(), &'static str> {
+    let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(site) = header("sec-fetch-site")
+        && !matches!(site, "same-origin" | "none")
+    {
+        return Err("Sec-Fetch-Site is not same-origin");
+    }
+    let Some(origin) = header(ORIGIN.as_str()) else {
+        return Ok(());
+    };
+    let Some((scheme, authority)) = origin.split_once("://") else {
+        return Err("Origin is opaque (null) or malformed");
+    };
+    if cookies::is_https(headers) && scheme != "https" {
+        return Err("Origin is plain HTTP on an HTTPS site");
+    }
+    // A proxy may pass the browser's host on in X-Forwarded-Host; a cross-site form cannot
+    // set that header, so matching either is safe.
+    let forwarded = header("x-forwarded-host").and_then(|h| h.split(',').next());
+    let ours = [header(HOST.as_str()), forwarded];
+    if ours
+        .into_iter()
+        .flatten()
+        .any(|h| h.trim().eq_ignore_ascii_case(authority))
+    {
+        Ok(())
+    } else {
+        Err("Origin is another site or port")
+    }
 }
 
 /// Equal length and equal bytes, without an early exit on the first difference.
@@ -86,22 +133,59 @@ mod tests {
     use super::*;
     use axum::http::HeaderValue;
 
-    #[test]
-    fn tokens_match_only_the_cookie() {
-        let fresh = CsrfToken::from_headers(&HeaderMap::new());
-        assert_eq!(fresh.value().len(), 64);
-        assert!(fresh.set_cookie().is_some());
-        // A fresh token was never seen by the browser: nothing verifies against it.
-        assert!(fresh.verify(fresh.value()).is_err());
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
-        h.insert(
-            "cookie",
-            HeaderValue::from_str(&format!("{COOKIE}={}", fresh.value())).unwrap(),
-        );
-        let known = CsrfToken::from_headers(&h);
-        assert!(known.set_cookie().is_none());
-        assert!(known.verify(fresh.value()).is_ok());
-        assert!(known.verify("").is_err());
-        assert!(known.verify(&"0".repeat(64)).is_err());
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn origins_and_fetch_sites() {
+        let ok = [
+            vec![],
+            vec![("host", "localhost:3000")],
+            vec![
+                ("host", "localhost:3000"),
+                ("origin", "http://localhost:3000"),
+            ],
+            vec![
+                ("host", "LOCALHOST:3000"),
+                ("origin", "http://localhost:3000"),
+            ],
+            vec![("sec-fetch-site", "same-origin")],
+            vec![("sec-fetch-site", "none")],
+            vec![
+                ("host", "web:3000"),
+                ("x-forwarded-host", "mail.example"),
+                ("x-forwarded-proto", "https"),
+                ("origin", "https://mail.example"),
+            ],
+        ];
+        for h in ok {
+            assert_eq!(same_origin(&headers(&h)), Ok(()), "{h:?}");
+        }
+        let refused = [
+            vec![
+                ("host", "localhost:3000"),
+                ("origin", "http://localhost:1080"),
+            ],
+            vec![
+                ("host", "localhost:3000"),
+                ("origin", "http://evil.example"),
+            ],
+            vec![("host", "localhost:3000"), ("origin", "null")],
+            vec![("sec-fetch-site", "same-site")],
+            vec![("sec-fetch-site", "cross-site")],
+            vec![
+                ("host", "mail.example"),
+                ("x-forwarded-proto", "https"),
+                ("origin", "http://mail.example"),
+            ],
+        ];
+        for h in refused {
+            assert!(same_origin(&headers(&h)).is_err(), "{h:?}");
+        }
     }
 }

@@ -1,7 +1,8 @@
 //! HTTP plumbing shared by the routes.
 //!
 //! - [`error`]: `AppError` and the page each failure becomes.
-//! - [`csrf`], [`cookies`], [`flash`]: forms, cookies, one-redirect messages.
+//! - [`session`], [`csrf`]: the signed session cookie and the checks every form passes.
+//! - [`cookies`], [`flash`]: cookies, one-redirect messages.
 //! - [`auth`]: optional basic auth.
 //! - [`metrics`]: Prometheus request metrics.
 //! - [`templates`]: the minijinja environment and the page response (CSP, cookies).
@@ -16,4 +17,5 @@ pub mod flash;
 pub mod metrics;
 pub mod proxy;
 pub mod server;
+pub mod session;
 pub mod templates;

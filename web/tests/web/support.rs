@@ -73,15 +73,18 @@ impl TestApp {
             redis,
             dir,
         };
-        // Like a browser: load the page once to receive the CSRF cookie.
+        // Like a browser: load the page once to receive the session cookie, and take the
+        // forms' token from the page.
         let res = match &auth {
             Some(a) => app.get_with("/", &[("authorization", a)]).await,
             None => app.get("/").await,
         };
         assert_eq!(res.status(), StatusCode::OK);
-        app.token = app
-            .cookie("_mail_web_csrf")
-            .expect("csrf cookie set by GET /");
+        assert!(
+            app.cookie("_mail_web_session").is_some(),
+            "session cookie set by GET /"
+        );
+        app.token = csrf_meta(&text(res).await).expect("csrf-token meta tag");
         app
     }
 
@@ -256,6 +259,12 @@ impl TestApp {
     pub fn redis(&self) -> &RedisServer {
         self.redis.as_ref().expect("test started without redis")
     }
+}
+
+/// The token in `<meta name="csrf-token" content="…">`.
+pub fn csrf_meta(html: &str) -> Option<String> {
+    let rest = html.split("<meta name=\"csrf-token\" content=\"").nth(1)?;
+    Some(rest.split('"').next()?.to_string())
 }
 
 pub async fn text(res: Response) -> String {
