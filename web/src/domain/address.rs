@@ -18,7 +18,7 @@ pub enum Invalid {
     NameFormat,
     /// Email missing or blank.
     EmailBlank,
-    /// Not shaped like Rails' `URI::MailTo::EMAIL_REGEXP`, or too long.
+    /// Not an address the rule shared with the worker accepts ([`mail_protocol::address`]).
     EmailFormat,
 }
 
