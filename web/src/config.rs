@@ -65,6 +65,10 @@ pub const DEFAULT_BULK_SEND_MAX: usize = 10_000;
 /// Default connection limit: far above what a browser or a probe needs, far below the
 /// usual 1,024 file descriptors of a container.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
+/// Largest `BULK_SEND_MAX` accepted: ten times the seed's biggest button, and what the
+/// memory test of a single send covers (a send streams its jobs a chunk at a time, but each
+/// send still sorts its recipients by a random key in SQLite).
+pub const BULK_SEND_MAX_LIMIT: usize = 100_000;
 /// Default upload limit: 10 MiB holds ~250,000 address rows.
 pub const DEFAULT_MAX_UPLOAD_BYTES: usize = 10 * 1024 * 1024;
 
@@ -149,11 +153,11 @@ impl Config {
         };
         if let Some(v) = get("BULK_SEND_MAX") {
             c.bulk_send_max = parse_num("BULK_SEND_MAX", &v)?;
-            if c.bulk_send_max == 0 {
+            if !(1..=BULK_SEND_MAX_LIMIT).contains(&c.bulk_send_max) {
                 return Err(ConfigError::Invalid {
                     var: "BULK_SEND_MAX",
                     value: v,
-                    reason: "must be at least 1",
+                    reason: "must be between 1 and 100000",
                 });
             }
         }
@@ -276,6 +280,7 @@ mod tests {
             vec![("SIDEKIQ_WEB_URL", "127.0.0.1:9292")],
             vec![("WEB_USERNAME", "only")],
             vec![("BULK_SEND_MAX", "0")],
+            vec![("BULK_SEND_MAX", "100001")],
             vec![("DATABASE_URL", "sqlite::memory:")],
         ] {
             assert!(Config::from_lookup(lookup(&pairs)).is_err(), "{pairs:?}");

@@ -237,7 +237,9 @@ mod tests {
             sparkline: "<svg></svg>".into(),
             rate_now: 1.5,
         };
-        page_context(lang, Some(flash), page, "山", live)
+        let mut ctx = page_context(lang, Some(flash), page, "山", live);
+        ctx = context! { search_error => "too long", ..ctx };
+        ctx
     }
 
     /// Nothing to show: empty tables, Redis down, no flash.
@@ -262,6 +264,7 @@ mod tests {
 
     fn page_context(lang: Lang, flash: Option<Flash>, page: Page, q: &str, live: Live) -> Value {
         context! {
+            search_error => None::<String>,
             lang => lang.code(),
             csrf_token => "token",
             csp_nonce => "nonce",

@@ -27,6 +27,9 @@ const BULK_SIZES: [(usize, &str); 3] = [
 const ERROR_SIZE: usize = 1_000;
 /// Test-address buttons: enough for the biggest bulk button on a fresh install.
 const GENERATE_SIZES: [usize; 2] = [1_000, 10_000];
+/// Longest search term. SQLite refuses LIKE patterns over 50,000 bytes (an error page);
+/// nobody searches for more than a name or an address anyway.
+pub(super) const MAX_SEARCH_CHARS: usize = 100;
 /// Largest test-address batch accepted (10× the biggest button).
 pub(super) const GENERATE_MAX: usize = 100_000;
 
@@ -56,7 +59,20 @@ pub(super) async fn index(
         (None, Some(id)) => Cursor::Before(id),
         (None, None) => Cursor::First,
     };
-    let search = query.q.clone();
+    let search_chars = query.q.trim().chars().count();
+    let (q, search_error) = if search_chars > MAX_SEARCH_CHARS {
+        let msg = fill(
+            lang.texts().search_too_long,
+            &[
+                ("max", Arg::from(MAX_SEARCH_CHARS)),
+                ("n", Arg::from(search_chars)),
+            ],
+        );
+        (String::new(), Some(msg))
+    } else {
+        (query.q, None)
+    };
+    let search = q.clone();
     let (page, total) = state
         .db
         .call(move |c| Ok((addresses::page(c, &search, cursor)?, addresses::count(c)?)))
@@ -82,7 +98,8 @@ pub(super) async fn index(
             flash => flash,
             page => page,
             total => total,
-            q => query.q,
+            q => q,
+            search_error => search_error,
             bulk_sizes => bulk_sizes,
             error_size => ERROR_SIZE.min(max),
             generate_sizes => GENERATE_SIZES,

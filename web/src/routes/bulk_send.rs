@@ -47,6 +47,12 @@ pub(super) async fn bulk_send(
             &[("have", Arg::from(have)), ("need", Arg::from(need))],
         )),
         Outcome::EnqueueFailed { .. } => Flash::alert(t.flash_enqueue_failed),
+        Outcome::PartlyEnqueued {
+            enqueued, asked, ..
+        } => Flash::alert(fill(
+            t.flash_enqueue_partial,
+            &[("n", Arg::from(enqueued)), ("asked", Arg::from(asked))],
+        )),
     };
     Ok(Redirect::with_flash("/", flash))
 }

@@ -41,6 +41,22 @@ pub fn mark_enqueue_failed(conn: &Connection, id: i64) -> Result<(), DbError> {
     Ok(())
 }
 
+/// Sets a send's total to what was really enqueued (fewer than asked: addresses deleted
+/// meanwhile, or Redis failed part way).
+///
+/// # Errors
+/// [`DbError`].
+pub fn set_total(conn: &Connection, id: i64, total: usize) -> Result<(), DbError> {
+    if total == 0 {
+        return mark_enqueue_failed(conn, id);
+    }
+    conn.execute(
+        "UPDATE mail_jobs SET total_count = ?2, updated_at = ?3 WHERE id = ?1",
+        params![id, total as i64, now_timestamp()],
+    )?;
+    Ok(())
+}
+
 /// The most recent `limit` bulk sends, newest first, as stored.
 ///
 /// # Errors

@@ -255,3 +255,23 @@ async fn addresses_the_worker_would_refuse_are_refused_here() {
     }
     assert_eq!(app.email_count().await, 1);
 }
+
+#[tokio::test]
+async fn a_50_kb_search_term_gets_a_message_not_an_error() {
+    let app = TestApp::new().await;
+    app.seed(3).await;
+    let term = "a".repeat(50 * 1024);
+    let res = app.get(&format!("/emails?q={term}")).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let page = text(res).await;
+    assert!(
+        page.contains("検索語は100文字以内で入力してください（51,200文字ありました）"),
+        "{}",
+        &page[..page.len().min(2000)]
+    );
+    assert!(page.contains("u3@example.test"), "shown unfiltered");
+    assert!(!page.contains(&term), "the term is not echoed back");
+    // At the limit the search works as ever.
+    let page = app.page(&format!("/emails?q={}", "u".repeat(100))).await;
+    assert!(!page.contains("search-error"));
+}

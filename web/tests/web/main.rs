@@ -16,6 +16,7 @@ mod connections;
 mod csv;
 mod e2e;
 mod health;
+mod memory;
 mod progress;
 mod proxy;
 mod security;

@@ -345,6 +345,10 @@ impl WebProcess {
         web
     }
 
+    pub fn pid(&self) -> u32 {
+        self._child.id().expect("mail-web still running")
+    }
+
     pub fn addr(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
