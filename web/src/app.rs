@@ -17,26 +17,53 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
 /// A bound, not yet serving, web app.
 pub struct App {
     listener: TcpListener,
+    /// The Sidekiq admin's own origin, when `SIDEKIQ_WEB_URL` is set.
+    admin_listener: Option<TcpListener>,
     state: AppState,
 }
 
 impl App {
-    /// Opens the database, compiles templates and binds `BIND_ADDR:PORT` (port 0 picks one).
+    /// Opens the database, compiles templates and binds `BIND_ADDR:PORT`, and with
+    /// `SIDEKIQ_WEB_URL` also `BIND_ADDR:SIDEKIQ_ADMIN_PORT` (port 0 picks one).
     ///
     /// # Errors
     /// Database, template or bind failures.
-    pub async fn build(config: Config) -> anyhow::Result<App> {
+    pub async fn build(mut config: Config) -> anyhow::Result<App> {
         let addr = SocketAddr::new(config.bind_addr, config.port);
-        let state = AppState::new(config)?;
         let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("bind {addr}"))?;
-        Ok(App { listener, state })
+        let admin_listener = match config.sidekiq_web_url {
+            Some(_) => {
+                let addr = SocketAddr::new(config.bind_addr, config.sidekiq_admin_port);
+                let l = TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("bind {addr} (SIDEKIQ_ADMIN_PORT)"))?;
+                // The redirect names the port really bound.
+                config.sidekiq_admin_port = l.local_addr()?.port();
+                Some(l)
+            }
+            None => None,
+        };
+        let state = AppState::new(config)?;
+        Ok(App {
+            listener,
+            admin_listener,
+            state,
+        })
     }
 
     /// The bound port.
     pub fn port(&self) -> u16 {
         self.listener.local_addr().map_or(0, |a| a.port())
+    }
+
+    /// The admin origin's bound port, when there is one.
+    pub fn admin_port(&self) -> Option<u16> {
+        self.admin_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+            .map(|a| a.port())
     }
 
     /// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests
@@ -57,6 +84,18 @@ impl App {
             header_timeout: HEADER_TIMEOUT,
             drain_timeout: DRAIN_TIMEOUT,
         };
+        let admin = self.admin_listener.map(|listener| {
+            tracing::info!(
+                addr = %listener.local_addr().map_or_else(|e| e.to_string(), |a| a.to_string()),
+                "sidekiq admin listening"
+            );
+            tokio::spawn(serve(
+                listener,
+                crate::admin_router(self.state.clone()),
+                limits,
+                stop.clone(),
+            ))
+        });
         let router = crate::router(self.state);
         tracing::info!(
             addr = %self.listener.local_addr().map_or_else(|e| e.to_string(), |a| a.to_string()),
@@ -68,6 +107,9 @@ impl App {
             on_signal.cancel();
         });
         serve(self.listener, router, limits, stop.clone()).await;
+        if let Some(admin) = admin {
+            let _ = admin.await;
+        }
         stop.cancel();
         let _ = sampler.await;
         Ok(())

@@ -42,6 +42,13 @@ pub struct Config {
     /// `SIDEKIQ_WEB_URL`: where `/sidekiq` is proxied to (no trailing slash); unset shows
     /// how to start it instead.
     pub sidekiq_web_url: Option<String>,
+    /// `SIDEKIQ_ADMIN_PORT`: the port of the admin's own origin, where the proxy to
+    /// `SIDEKIQ_WEB_URL` listens (`0` picks one); `/sidekiq` on `PORT` redirects there.
+    pub sidekiq_admin_port: u16,
+    /// `SIDEKIQ_ADMIN_URL`: the admin origin's public base URL when a proxy in front maps it
+    /// (e.g. `https://sidekiq.mail.example`); unset: the request's host with
+    /// `SIDEKIQ_ADMIN_PORT`.
+    pub sidekiq_admin_url: Option<String>,
     /// `UNLEASH_URL`: linked from the header.
     pub unleash_url: String,
     /// `MAIL_CATCHER_URL`: linked from the header.
@@ -82,6 +89,8 @@ impl Config {
             database_path: database_path.into(),
             redis_url: redis_url.into(),
             sidekiq_web_url: None,
+            sidekiq_admin_port: 3001,
+            sidekiq_admin_url: None,
             unleash_url: "http://localhost:4242".into(),
             mail_catcher_url: "http://localhost:1080".into(),
             basic_auth: None,
@@ -135,6 +144,12 @@ impl Config {
         }
         if let Some(v) = get("SIDEKIQ_WEB_URL") {
             c.sidekiq_web_url = Some(parse_http_url("SIDEKIQ_WEB_URL", &v)?);
+        }
+        if let Some(v) = get("SIDEKIQ_ADMIN_PORT") {
+            c.sidekiq_admin_port = parse_num("SIDEKIQ_ADMIN_PORT", &v)?;
+        }
+        if let Some(v) = get("SIDEKIQ_ADMIN_URL") {
+            c.sidekiq_admin_url = Some(parse_origin("SIDEKIQ_ADMIN_URL", &v)?);
         }
         if let Some(v) = get("UNLEASH_URL") {
             c.unleash_url = v;
@@ -220,6 +235,25 @@ fn parse_http_url(var: &'static str, value: &str) -> Result<String, ConfigError>
     }
 }
 
+/// `http(s)://host[:port]`, nothing after it: a base the admin's paths are appended to.
+fn parse_origin(var: &'static str, value: &str) -> Result<String, ConfigError> {
+    let trimmed = value.trim().trim_end_matches('/');
+    let ok = ["http://", "https://"].iter().any(|scheme| {
+        trimmed
+            .strip_prefix(scheme)
+            .is_some_and(|rest| !rest.is_empty() && !rest.contains(['/', '?', '#', '@']))
+    }) && trimmed.parse::<axum::http::Uri>().is_ok();
+    if ok {
+        Ok(trimmed.to_owned())
+    } else {
+        Err(ConfigError::Invalid {
+            var,
+            value: value.into(),
+            reason: "expected http(s)://host[:port] without a path",
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,6 +276,8 @@ mod tests {
         assert_eq!(c.database_path, PathBuf::from("db/development.sqlite3"));
         assert_eq!(c.redis_url, "redis://127.0.0.1:6379/0");
         assert_eq!(c.sidekiq_web_url, None);
+        assert_eq!(c.sidekiq_admin_port, 3001);
+        assert_eq!(c.sidekiq_admin_url, None);
         assert_eq!(c.mail_catcher_url, "http://localhost:1080");
         assert_eq!(c.unleash_url, "http://localhost:4242");
         assert_eq!(c.bulk_send_max, 10_000);
@@ -256,6 +292,8 @@ mod tests {
             ("MAX_CONNECTIONS", "64"),
             ("DATABASE_URL", "sqlite:///var/lib/web/prod.sqlite3"),
             ("SIDEKIQ_WEB_URL", "http://127.0.0.1:9292/"),
+            ("SIDEKIQ_ADMIN_PORT", "4001"),
+            ("SIDEKIQ_ADMIN_URL", "https://sidekiq.mail.example/"),
             ("WEB_USERNAME", "u"),
             ("WEB_PASSWORD", "p"),
             ("BULK_SEND_MAX", "50_000"),
@@ -266,6 +304,11 @@ mod tests {
         assert_eq!(c.max_connections, 64);
         assert_eq!(c.database_path, PathBuf::from("/var/lib/web/prod.sqlite3"));
         assert_eq!(c.sidekiq_web_url.as_deref(), Some("http://127.0.0.1:9292"));
+        assert_eq!(c.sidekiq_admin_port, 4001);
+        assert_eq!(
+            c.sidekiq_admin_url.as_deref(),
+            Some("https://sidekiq.mail.example")
+        );
         assert_eq!(c.basic_auth, Some(("u".into(), "p".into())));
         assert_eq!(c.bulk_send_max, 50_000);
     }
@@ -278,6 +321,8 @@ mod tests {
             vec![("MAX_CONNECTIONS", "0")],
             vec![("SIDEKIQ_WEB_URL", "https://x")],
             vec![("SIDEKIQ_WEB_URL", "127.0.0.1:9292")],
+            vec![("SIDEKIQ_ADMIN_URL", "https://x.example/sidekiq")],
+            vec![("SIDEKIQ_ADMIN_URL", "sidekiq.example")],
             vec![("WEB_USERNAME", "only")],
             vec![("BULK_SEND_MAX", "0")],
             vec![("BULK_SEND_MAX", "100001")],

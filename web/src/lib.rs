@@ -32,5 +32,5 @@ pub mod telemetry;
 
 pub use app::App;
 pub use config::Config;
-pub use routes::router;
+pub use routes::{admin_router, router};
 pub use state::AppState;

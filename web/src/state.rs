@@ -3,7 +3,7 @@
 use crate::config::Config;
 use crate::http::auth::Credentials;
 use crate::http::metrics::HttpMetrics;
-use crate::http::proxy::SidekiqProxy;
+use crate::http::proxy::{AdminOrigin, SidekiqProxy};
 use crate::http::session::SessionKey;
 use crate::services::throughput::Throughput;
 use crate::storage::db::Db;
@@ -30,6 +30,8 @@ pub struct AppState {
     pub throughput: Arc<Throughput>,
     /// `/sidekiq` proxy, when `SIDEKIQ_WEB_URL` is set.
     pub proxy: Option<SidekiqProxy>,
+    /// Where the admin origin is (the proxy's own listener).
+    pub admin: AdminOrigin,
     /// Signs session cookies (from the database's secret).
     pub session_key: SessionKey,
 }
@@ -48,7 +50,14 @@ impl AppState {
         Ok(AppState {
             session_key,
             redis: Arc::new(SidekiqRedis::new(config.redis_url.clone())),
-            proxy: config.sidekiq_web_url.as_deref().map(SidekiqProxy::new),
+            proxy: config
+                .sidekiq_web_url
+                .as_deref()
+                .map(|url| SidekiqProxy::new(url, config.basic_auth.is_some())),
+            admin: match &config.sidekiq_admin_url {
+                Some(url) => AdminOrigin::Url(url.as_str().into()),
+                None => AdminOrigin::Port(config.sidekiq_admin_port),
+            },
             config: Arc::new(config),
             db,
             templates: Arc::new(templates),

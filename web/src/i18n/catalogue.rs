@@ -143,6 +143,8 @@ catalogue! {
     back,
     sidekiq_not_configured,
     sidekiq_unreachable,
+    sidekiq_timed_out,
+    sidekiq_too_large,
 }
 
 /// 日本語.
@@ -260,6 +262,8 @@ pub static JA: Texts = Texts {
     back: "戻る",
     sidekiq_not_configured: "Sidekiq Web が設定されていません。SIDEKIQ_WEB_URL を設定して web を再起動してください（例: puma -b tcp://127.0.0.1:9292 ops/sidekiq-web/config.ru）",
     sidekiq_unreachable: "Sidekiq Web に接続できません",
+    sidekiq_timed_out: "Sidekiq Web が30秒以内に応答しませんでした",
+    sidekiq_too_large: "Sidekiq Web の応答が大きすぎるため表示できません",
 };
 
 /// English.
@@ -377,4 +381,6 @@ pub static EN: Texts = Texts {
     back: "Back",
     sidekiq_not_configured: "Sidekiq Web is not configured. Set SIDEKIQ_WEB_URL and restart the web (e.g. puma -b tcp://127.0.0.1:9292 ops/sidekiq-web/config.ru)",
     sidekiq_unreachable: "Sidekiq Web is unreachable",
+    sidekiq_timed_out: "Sidekiq Web did not answer within 30 seconds",
+    sidekiq_too_large: "Sidekiq Web's answer is too large to show",
 };

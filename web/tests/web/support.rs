@@ -18,6 +18,8 @@ pub const DEAD_REDIS: &str = "redis://127.0.0.1:1/0";
 pub struct TestApp {
     pub state: AppState,
     router: Router,
+    /// The Sidekiq admin's own origin.
+    admin: Router,
     cookies: Mutex<BTreeMap<String, String>>,
     pub token: String,
     pub redis: Option<RedisServer>,
@@ -67,6 +69,7 @@ impl TestApp {
         let state = AppState::new(cfg).unwrap();
         let mut app = TestApp {
             router: router(state.clone()),
+            admin: mail_web::admin_router(state.clone()),
             state,
             cookies: Mutex::new(BTreeMap::new()),
             token: String::new(),
@@ -146,6 +149,18 @@ impl TestApp {
             .body(Body::empty())
             .unwrap();
         self.router.clone().oneshot(req).await.unwrap()
+    }
+
+    /// Like [`Self::send`], to the admin origin (browsers share cookies across ports).
+    pub async fn send_admin(&self, mut req: Request<Body>) -> Response {
+        let jar = self.cookie_header();
+        if !jar.is_empty() && !req.headers().contains_key(header::COOKIE) {
+            req.headers_mut()
+                .insert(header::COOKIE, jar.parse().unwrap());
+        }
+        let res = self.admin.clone().oneshot(req).await.unwrap();
+        self.store_cookies(res.headers());
+        res
     }
 
     pub async fn get(&self, uri: &str) -> Response {
