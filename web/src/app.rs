@@ -67,7 +67,7 @@ impl App {
     }
 
     /// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests
-    /// finish (at most [`DRAIN_TIMEOUT`]: a stuck request must not keep the pod past its
+    /// finish (at most 20 s: a stuck request must not keep the pod past its
     /// termination grace period).
     ///
     /// # Errors

@@ -7,7 +7,8 @@
 //! - [`config`]: environment variables, parsed once.
 //! - [`app`]: [`App::build`] / [`App::run_until_stopped`]: listener, background sampler,
 //!   graceful shutdown; [`state`]: what every handler shares.
-//! - [`routes`]: [`router`] and the handlers (request in, response out), one module per area.
+//! - [`routes`]: [`router`] (mail-web's port), [`admin_router`] (the Sidekiq admin's own
+//!   origin) and the handlers (request in, response out), one module per area.
 //! - [`domain`]: validated addresses, bulk-send status and merge, CSV planning.
 //! - [`storage`]: SQLite (schema, queries) and the Sidekiq Redis.
 //! - [`services`]: the use cases behind the handlers (live progress, throughput).

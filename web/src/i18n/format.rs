@@ -100,7 +100,7 @@ pub fn format(text: &str, args: &[(&str, Arg)]) -> Result<String, FormatError> {
     Ok(out)
 }
 
-/// [`format`] for texts the code itself fills. A mismatch is a bug in this crate: debug
+/// [`format()`] for texts the code itself fills. A mismatch is a bug in this crate: debug
 /// builds (every test) panic on it; a release build logs it and shows the text unfilled
 /// rather than failing the request.
 pub fn fill(text: &str, args: &[(&str, Arg)]) -> String {

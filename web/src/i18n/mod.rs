@@ -4,7 +4,7 @@
 //!   link, else `Accept-Language`); [`Lang`] is an extractor.
 //! - [`catalogue`]: every text in both languages, checked at compile time (a text missing in
 //!   one language does not build).
-//! - [`format`]: filling placeholders (`{n}`, English plurals `{n:one|other}`), grouping
+//! - [`mod@format`]: filling placeholders (`{n}`, English plurals `{n:one|other}`), grouping
 //!   thousands. Templates reach texts through one checked function, `t("key", n=1)`.
 
 pub mod catalogue;
