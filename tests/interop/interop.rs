@@ -161,6 +161,7 @@ async fn rust_pushed_jobs_read_correctly_in_ruby(v: SidekiqVersion) {
                 name: Some(format!("<b>名前{i}</b>")),
                 email_id: Some(i),
                 mail_job_id: Some(7),
+                instance: None,
                 simulate_error: false,
             }
             .into_job("default")
@@ -231,6 +232,7 @@ async fn rust_pushed_job_shows_on_the_real_sidekiq_web_queue_page(v: SidekiqVers
         name: None,
         email_id: None,
         mail_job_id: None,
+        instance: None,
         simulate_error: false,
     }
     .into_job("default");

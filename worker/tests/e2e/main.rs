@@ -141,6 +141,7 @@ pub fn mail(to: &str, mail_job_id: impl Into<Option<i64>>) -> sidekiq_wire::Job 
         name: None,
         email_id: None,
         mail_job_id: mail_job_id.into(),
+        instance: None,
         simulate_error: false,
     }
     .into_job("default")
