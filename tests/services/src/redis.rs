@@ -50,6 +50,11 @@ impl RedisServer {
         self.port
     }
 
+    /// The server's pid while it runs (the benchmark reads its CPU time from `/proc`).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// A fresh async connection.
     pub async fn conn(&self) -> ::redis::aio::MultiplexedConnection {
         ::redis::Client::open(self.url())
