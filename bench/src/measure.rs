@@ -92,7 +92,7 @@ pub async fn drain(
         None
     };
     let expect = [("BENCH_EXPECT", n.to_string())];
-    let running = systems::start(
+    let mut running = systems::start(
         systems::Services {
             paths: &env.paths,
             redis_url: &env.redis.url(),
@@ -156,10 +156,7 @@ pub async fn drain(
     loop {
         let done = match (workload, system) {
             (Workload::Mail, _) => env.sink.count() - sink0 >= n,
-            (Workload::Noop, System::RustySidekiq | System::Apalis) => running
-                .procs
-                .iter()
-                .any(|p| systems::peer_line(&p.output(), "drained").is_some()),
+            (Workload::Noop, System::RustySidekiq | System::Apalis) => running.peer_drained(),
             (Workload::Noop, _) => {
                 polls += 1;
                 systems::sidekiq_backlog(conn).await? == 0
@@ -167,6 +164,10 @@ pub async fn drain(
         };
         if done {
             break;
+        }
+        if let Some(why) = running.exited() {
+            let _ = running.stop().await;
+            anyhow::bail!("{tag}: the processor stopped during the drain: {why}");
         }
         if t0.elapsed() > timeout {
             let _ = running.stop().await;
@@ -368,7 +369,7 @@ pub async fn pickup(
             ("BENCH_EXPECT", total.to_string()),
             ("BENCH_PICKUP_OUT", file.display().to_string()),
         ];
-        let running = systems::start(
+        let mut running = systems::start(
             systems::Services {
                 paths: &env.paths,
                 redis_url: &env.redis.url(),
@@ -390,12 +391,7 @@ pub async fn pickup(
             .env("RUST_LOG", "warn");
         crate::process::run("peer-apalis produce", cmd).await?;
         let deadline = Instant::now() + Duration::from_secs(60);
-        while !running
-            .procs
-            .iter()
-            .any(|p| systems::peer_line(&p.output(), "drained").is_some())
-            && Instant::now() < deadline
-        {
+        while !running.peer_drained() && running.exited().is_none() && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         running.stop().await;

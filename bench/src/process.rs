@@ -63,6 +63,19 @@ impl Proc {
         }
     }
 
+    /// The last `bytes` of the log (cheap to poll while a peer logs every job).
+    pub fn tail(&self, bytes: u64) -> String {
+        use std::io::{Read, Seek, SeekFrom};
+        let Ok(mut f) = std::fs::File::open(&self.log) else {
+            return String::new();
+        };
+        let len = f.seek(SeekFrom::End(0)).unwrap_or(0);
+        let _ = f.seek(SeekFrom::Start(len.saturating_sub(bytes)));
+        let mut buf = Vec::new();
+        let _ = f.read_to_end(&mut buf);
+        String::from_utf8_lossy(&buf).into_owned()
+    }
+
     /// The log so far.
     pub fn output(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()

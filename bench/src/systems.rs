@@ -170,6 +170,22 @@ impl Running {
             .fold(0.0, f64::max)
     }
 
+    /// Whether a peer has printed its `drained` line (it ran the jobs it was told to expect).
+    pub fn peer_drained(&self) -> bool {
+        self.procs
+            .iter()
+            .any(|p| peer_line(&p.tail(4096), "drained").is_some())
+    }
+
+    /// The first process that has exited, with its exit code and the end of its log.
+    pub fn exited(&mut self) -> Option<String> {
+        self.procs.iter_mut().find_map(|p| {
+            let code = p.exited()?;
+            let tail = p.tail(2048);
+            Some(format!("{} exited ({code}): {tail}", p.log.display()))
+        })
+    }
+
     /// Stops every process (SIGTERM, then SIGKILL after 30 s); returns the exit codes and
     /// the last log lines of each.
     pub async fn stop(self) -> Vec<(i32, String)> {

@@ -17,10 +17,11 @@
 //! peer-apalis produce mail|noop RATE SECS steady load: RATE tasks/s, one push each
 //! ```
 //!
-//! `push` moves the filled keys aside (apalis-redis files pushed tasks in `<queue>:scheduled`,
-//! due at once; a fetch promotes them to `<queue>:active`): `RENAME <key> <key>:staged`, and
-//! prints the pairs, so `mail-bench` can hand the whole batch to an idle worker at one
-//! instant (`RENAME` back, then signal), as it does for the Sidekiq systems.
+//! `push` leaves the batch parked aside: apalis-redis files pushed tasks in its scheduled set,
+//! due at once, and a fetch promotes them to the active list; `push` promotes them itself
+//! into `<active list>:staged` and prints the pair, so `mail-bench` can hand the whole batch
+//! to an idle worker at one instant (`RENAME` back, then signal), as it does for the Sidekiq
+//! systems.
 //! Tasks pushed by `produce` carry their enqueue time; the worker records enqueue → start
 //! per task (`BENCH_PICKUP_OUT`), since apalis fetches tasks in batches ahead of running them.
 
@@ -202,24 +203,68 @@ where
     }
     let config = storage.get_config().clone();
     // apalis-redis files every pushed task in its scheduled set (due now); a worker's fetch
-    // promotes due tasks to the active list. Park whichever of the two holds tasks.
+    // promotes *all* due tasks to the active list in one script, which fails ("too many
+    // results to unpack") once more than about 8,000 are due, and the worker stops. So the
+    // tasks are promoted here as that script does (RPUSH of the ids, in order of their due
+    // time), 1,000 at a time, into a parked active list.
     let mut conn = storage.get_connection().clone();
-    let mut parked = Vec::new();
-    for key in [config.scheduled_jobs_set(), config.active_jobs_list()] {
-        let exists: bool = redis::cmd("EXISTS")
-            .arg(&key)
+    let (scheduled, active) = (config.scheduled_jobs_set(), config.active_jobs_list());
+    let staged = format!("{active}:staged");
+    redis::cmd("DEL")
+        .arg(&staged)
+        .query_async::<()>(&mut conn)
+        .await?;
+    let mut promoted = 0usize;
+    loop {
+        let ids: Vec<String> = redis::cmd("ZRANGE")
+            .arg(&scheduled)
+            .arg(0)
+            .arg(999)
             .query_async(&mut conn)
             .await?;
-        if exists {
-            let staged = format!("{key}:staged");
-            redis::cmd("RENAME")
-                .arg(&key)
+        if ids.is_empty() {
+            break;
+        }
+        promoted += ids.len();
+        redis::pipe()
+            .atomic()
+            .cmd("RPUSH")
+            .arg(&staged)
+            .arg(&ids)
+            .ignore()
+            .cmd("ZREM")
+            .arg(&scheduled)
+            .arg(&ids)
+            .ignore()
+            .query_async::<()>(&mut conn)
+            .await?;
+    }
+    // Whatever went straight to the active list (nothing, at apalis' defaults) goes first.
+    let direct: Vec<String> = redis::cmd("LRANGE")
+        .arg(&active)
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut conn)
+        .await?;
+    if !direct.is_empty() {
+        for chunk in direct.chunks(1000).rev() {
+            redis::cmd("LPUSH")
                 .arg(&staged)
+                .arg(chunk.iter().rev().collect::<Vec<_>>())
                 .query_async::<()>(&mut conn)
                 .await?;
-            parked.push(serde_json::json!([staged, key]));
         }
+        redis::cmd("DEL")
+            .arg(&active)
+            .query_async::<()>(&mut conn)
+            .await?;
     }
+    anyhow::ensure!(
+        promoted + direct.len() == n,
+        "pushed {n} tasks but found {promoted} scheduled and {} active",
+        direct.len()
+    );
+    let parked = vec![serde_json::json!([staged, active])];
     println!(
         "{}",
         serde_json::json!({"pushed": n, "parked": parked, "signal": config.signal_list()})
