@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! mail-bench [--quick] [--runs N] [--mail N] [--noop N] [--systems a,b] [--wait-quiet S]
-//!            [--no-pickup] [--no-scaling] [--no-backlog]
+//!            [--no-pickup] [--no-census] [--no-scaling] [--no-backlog]
 //! ```
 //!
 //! Phases: timed drains of each system and workload (median of `--runs`), pickup latency at
@@ -46,6 +46,8 @@ pub struct Plan {
     pub wait_quiet: Duration,
     /// Measure pickup latency.
     pub pickup: bool,
+    /// Count each system's requests to Redis per job (MONITOR).
+    pub census: bool,
     /// Measure process scaling.
     pub scaling: bool,
     /// Measure the backlog RSS.
@@ -69,6 +71,7 @@ impl Plan {
             systems: System::ALL.to_vec(),
             wait_quiet: Duration::from_secs(if quick { 5 } else { 15 }),
             pickup: true,
+            census: true,
             scaling: true,
             backlog: true,
             pickup_secs: if quick { 4 } else { 10 },
@@ -93,6 +96,7 @@ impl Plan {
                         .collect::<anyhow::Result<_>>()?;
                 }
                 "--no-pickup" => plan.pickup = false,
+                "--no-census" => plan.census = false,
                 "--no-scaling" => plan.scaling = false,
                 "--no-backlog" => plan.backlog = false,
                 other => anyhow::bail!("unknown argument {other:?} (see bench/run's header)"),
@@ -140,6 +144,8 @@ pub struct Results {
     pub drains: Vec<Drain>,
     /// Pickup latencies.
     pub pickups: Vec<Pickup>,
+    /// Requests to Redis per job, counted with MONITOR.
+    pub census: Vec<measure::Census>,
     /// mail-worker scaling drains.
     pub scaling: Vec<Drain>,
     /// The backlog measurement.
@@ -188,12 +194,23 @@ async fn main() -> anyhow::Result<()> {
         redis.port(),
         sink.port
     ));
+    let mut conn = conn;
+    let own: String = redis::cmd("CLIENT")
+        .arg("INFO")
+        .query_async(&mut conn)
+        .await?;
+    let own_addrs = own
+        .split_whitespace()
+        .filter_map(|kv| kv.strip_prefix("addr="))
+        .map(str::to_owned)
+        .collect();
     let mut env = Env {
         paths,
         redis,
         redis_pid,
         conn,
         sink,
+        own_addrs,
     };
     let mut res = Results {
         about: report::about(&root).await,
@@ -229,6 +246,38 @@ async fn main() -> anyhow::Result<()> {
                 match undisturbed(&mut env, &plan, &setup, w, plan.jobs(w) / 5, &tag).await {
                     Ok(d) => res.drains.push(d),
                     Err(e) => res.failures.push(format!("{tag}: {e:#}")),
+                }
+            }
+        }
+    }
+
+    // 1b. Round trips per job: a short untimed drain of each with MONITOR watching.
+    if plan.census {
+        for &system in &plan.systems {
+            for w in [Workload::Mail, Workload::Noop] {
+                let setup = headline(system);
+                let n = match w {
+                    Workload::Mail => 500,
+                    Workload::Noop => 2_000,
+                };
+                let tag = format!("census-{}-{}", system.id(), w.id());
+                match measure::census(&mut env, &setup, w, n, &tag).await {
+                    Ok(c) => {
+                        log(&format!(
+                            "{tag}: {:.2} requests per job ({})",
+                            c.requests_per_job,
+                            c.by_command
+                                .iter()
+                                .map(|(k, v)| format!("{k} {v:.2}"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ));
+                        res.census.push(c);
+                    }
+                    Err(e) => {
+                        log(&format!("{tag}: FAILED: {e:#}"));
+                        res.failures.push(format!("{tag}: {e:#}"));
+                    }
                 }
             }
         }

@@ -24,6 +24,8 @@ pub struct Env {
     pub conn: MultiplexedConnection,
     /// smtp-sink.
     pub sink: Sink,
+    /// The addresses (`ip:port`) of this tool's own connections, left out of a census.
+    pub own_addrs: Vec<String>,
 }
 
 /// One timed drain.
@@ -63,8 +65,9 @@ pub struct Drain {
     pub other_cores: f64,
     /// 1-minute load average at the start.
     pub loadavg: f64,
-    /// redis-server write calls (replies) per job, less this tool's own polling.
-    pub redis_replies_per_job: f64,
+    /// redis-server write calls per job, less this tool's own polling: replies sent, with
+    /// the replies to pipelined or multiplexed requests coalesced into one write.
+    pub redis_writes_per_job: f64,
     /// Redis commands per job by name (INFO commandstats; commands inside Lua included).
     pub redis_commands_per_job: BTreeMap<String, f64>,
     /// What the after-run checks found wrong (empty: exact counts, nothing left).
@@ -82,6 +85,95 @@ pub async fn drain(
     n: u64,
     tag: &str,
 ) -> anyhow::Result<Drain> {
+    drain_watched(env, setup, workload, n, tag, None)
+        .await
+        .map(|(d, _)| d)
+}
+
+/// The requests the processor's clients sent Redis during one (untimed) drain, counted
+/// with `MONITOR`: top-level commands per job by name, without those run inside Lua
+/// scripts and without this tool's own. Each is one request and one reply: a round trip
+/// (pipelined requests share the network trip, but each still waits for its reply).
+#[derive(Debug, Clone, Serialize)]
+pub struct Census {
+    /// System name.
+    pub system: String,
+    /// Workload.
+    pub workload: String,
+    /// How it was started.
+    pub setup: String,
+    /// Jobs drained.
+    pub jobs: u64,
+    /// All requests per job.
+    pub requests_per_job: f64,
+    /// Requests per job by command.
+    pub by_command: BTreeMap<String, f64>,
+}
+
+/// Drains `n` jobs through `setup` with `MONITOR` watching (which slows Redis: the timing
+/// of this drain is not used).
+///
+/// # Errors
+/// As [`drain`], or `redis-cli monitor` cannot run.
+pub async fn census(
+    env: &mut Env,
+    setup: &Setup,
+    workload: Workload,
+    n: u64,
+    tag: &str,
+) -> anyhow::Result<Census> {
+    let file = env.paths.out.join(format!("{tag}.monitor"));
+    let (_, text) = drain_watched(env, setup, workload, n, tag, Some(&file)).await?;
+    let mut by_command: BTreeMap<String, f64> = BTreeMap::new();
+    let mut total = 0u64;
+    for line in text.lines() {
+        // `1764512345.123456 [0 127.0.0.1:53614] "evalsha" "..."`; Lua: `[0 lua]`.
+        let Some((client, rest)) = line.split_once(" [").and_then(|(_, r)| r.split_once("] "))
+        else {
+            continue;
+        };
+        if client.ends_with(" lua") || text_is_ours(client, &env.own_addrs) {
+            continue;
+        }
+        let name = rest
+            .split('"')
+            .nth(1)
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        *by_command.entry(name).or_default() += 1.0;
+        total += 1;
+    }
+    let _ = std::fs::remove_file(&file);
+    Ok(Census {
+        system: setup.system.id().into(),
+        workload: workload.id().into(),
+        setup: setup.label(),
+        jobs: n,
+        requests_per_job: total as f64 / n as f64,
+        by_command: by_command
+            .into_iter()
+            .map(|(k, v)| (k, v / n as f64))
+            .filter(|(_, v)| *v >= 0.005)
+            .collect(),
+    })
+}
+
+/// Whether a MONITOR client field (`0 127.0.0.1:53614`) is one of this tool's connections.
+fn text_is_ours(client: &str, own: &[String]) -> bool {
+    client
+        .split_whitespace()
+        .nth(1)
+        .is_some_and(|addr| own.iter().any(|o| o == addr))
+}
+
+async fn drain_watched(
+    env: &mut Env,
+    setup: &Setup,
+    workload: Workload,
+    n: u64,
+    tag: &str,
+    monitor: Option<&std::path::Path>,
+) -> anyhow::Result<(Drain, String)> {
     let conn = &mut env.conn;
     redis::cmd("FLUSHALL").query_async::<()>(conn).await?;
     let system = setup.system;
@@ -117,6 +209,23 @@ pub async fn drain(
         procfs::cpu_secs(env.sink.proc.pid),
         procfs::machine_busy_secs(),
     );
+    let watcher = match monitor {
+        Some(file) => {
+            let mut cmd = tokio::process::Command::new("redis-cli");
+            cmd.arg("-p")
+                .arg(env.redis.port().to_string())
+                .arg("monitor");
+            let p = crate::process::Proc::spawn("redis-cli monitor", cmd, file)?;
+            // MONITOR answers OK first; from then on every command is streamed.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !p.output().starts_with("OK") && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Some(p)
+        }
+        None => None,
+    };
+    let conn = &mut env.conn;
     let writes0 = procfs::write_calls(env.redis_pid);
     let t0 = Instant::now();
     match &apalis {
@@ -184,11 +293,21 @@ pub async fn drain(
         procfs::machine_busy_secs(),
     );
     let rss = running.peak_rss_mb();
+    let monitored = match watcher {
+        Some(p) => {
+            // Let the last replies' commands reach the file, then stop watching.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let text = p.output();
+            p.stop(Duration::from_secs(5)).await;
+            text
+        }
+        None => String::new(),
+    };
     let commands = commandstats(conn).await?;
     let exits = running.stop().await;
     let problems = verify(conn, &env.sink, system, workload, n, sink0, &exits).await?;
     let (cpu, redis_cpu, sink_cpu, machine) = (w1 - w0, r1 - r0, s1 - s0, m1 - m0);
-    Ok(Drain {
+    let drain = Drain {
         system: system.id().into(),
         workload: workload.id().into(),
         setup: setup.label(),
@@ -206,14 +325,15 @@ pub async fn drain(
         machine_cores: machine / wall,
         other_cores: ((machine - cpu - redis_cpu - sink_cpu) / wall).max(0.0),
         loadavg,
-        redis_replies_per_job: writes.saturating_sub(polls) as f64 / n as f64,
+        redis_writes_per_job: writes.saturating_sub(polls) as f64 / n as f64,
         redis_commands_per_job: commands
             .into_iter()
             .map(|(k, v)| (k, v as f64 / n as f64))
             .filter(|(_, v)| *v >= 0.01)
             .collect(),
         problems,
-    })
+    };
+    Ok((drain, monitored))
 }
 
 /// Calls per command since the last `CONFIG RESETSTAT`, without this tool's own.

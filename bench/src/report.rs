@@ -4,7 +4,7 @@
 //! `bench/analysis.md` (findings, round trips per job and why, profiles) is appended to it,
 //! so a new run never loses it.
 
-use crate::measure::{Backlog, Drain, Pickup};
+use crate::measure::{Backlog, Census, Drain, Pickup};
 use crate::systems::{System, Workload};
 use crate::{Plan, Results};
 use serde_json::{Value, json};
@@ -106,7 +106,7 @@ pub fn median(runs: &[&Drain]) -> Option<Drain> {
     m.machine_cores = f(|d| d.machine_cores);
     m.other_cores = f(|d| d.other_cores);
     m.loadavg = f(|d| d.loadavg);
-    m.redis_replies_per_job = f(|d| d.redis_replies_per_job);
+    m.redis_writes_per_job = f(|d| d.redis_writes_per_job);
     m.problems = runs.iter().flat_map(|d| d.problems.clone()).collect();
     Some(m)
 }
@@ -143,6 +143,13 @@ fn rows(res: &Results, drains: &[Drain], workload: &str) -> Vec<Row> {
         .collect()
 }
 
+/// The MONITOR census of a setup and workload.
+fn census_of<'a>(res: &'a Results, setup: &str, workload: &str) -> Option<&'a Census> {
+    res.census
+        .iter()
+        .find(|c| c.setup == setup && c.workload == workload)
+}
+
 fn headline_row<'a>(rows: &'a [Row], system: &str) -> Option<&'a Row> {
     rows.iter()
         .find(|r| r.m.system == system && r.m.concurrency == Some(25) && r.m.processes == 1)
@@ -176,7 +183,8 @@ pub fn write(root: &Path, out: &Path, plan: &Plan, res: &Results) -> anyhow::Res
                 "runs": r.runs.len(),
                 "runs_jobs_per_s": r.runs.iter().map(|v| round(*v, 1)).collect::<Vec<_>>(),
                 "redis_cores": round(r.m.redis_cores, 2),
-                "redis_replies_per_job": round(r.m.redis_replies_per_job, 2),
+                "redis_writes_per_job": round(r.m.redis_writes_per_job, 2),
+                "redis_requests_per_job": census_of(res, &r.m.setup, w).map(|c| round(c.requests_per_job, 2)),
                 "redis_commands_per_job": r.m.redis_commands_per_job,
                 "other_load_cores": round(r.m.other_cores, 2),
                 "loadavg": round(r.m.loadavg, 2),
@@ -303,13 +311,13 @@ fn markdown(root: &Path, plan: &Plan, res: &Results, mail: &[Row], noop: &[Row])
         let _ = writeln!(s, "## {title}: {} jobs\n", n0(n as f64));
         let _ = writeln!(
             s,
-            "| system, setting | jobs/s | runs | CPU s / 1,000 jobs | peak RSS MB | pickup p50 / p99 ms (at half load) | Redis cores | Redis replies / job | other load (cores) · loadavg |"
+            "| system, setting | jobs/s | runs | CPU s / 1,000 jobs | peak RSS MB | pickup p50 / p99 ms (at half load) | Redis cores | Redis requests / job | other load (cores) · loadavg |"
         );
         let _ = writeln!(s, "|---|---:|---|---:|---:|---:|---:|---:|---:|");
         for r in rows.iter() {
             let _ = writeln!(
                 s,
-                "| {}{} | {} | {} | {:.3} | {:.1} | {} / {} | {:.2} | {:.1} | {:.2} · {:.1} |",
+                "| {}{} | {} | {} | {:.3} | {:.1} | {} / {} | {:.2} | {} | {:.2} · {:.1} |",
                 r.m.setup,
                 if r.m.problems.is_empty() { "" } else { " ⚠" },
                 n0(r.m.jobs_per_s),
@@ -319,7 +327,8 @@ fn markdown(root: &Path, plan: &Plan, res: &Results, mail: &[Row], noop: &[Row])
                 opt_ms(&r.pickup, |p| p.p50_ms),
                 opt_ms(&r.pickup, |p| p.p99_ms),
                 r.m.redis_cores,
-                r.m.redis_replies_per_job,
+                census_of(res, &r.m.setup, w.id())
+                    .map_or("–".into(), |c| format!("{:.2}", c.requests_per_job)),
                 r.m.other_cores,
                 r.m.loadavg,
             );
@@ -407,26 +416,34 @@ fn markdown(root: &Path, plan: &Plan, res: &Results, mail: &[Row], noop: &[Row])
     }
     s.push('\n');
 
-    // Redis commands per job.
+    // Redis requests per job.
     let _ = writeln!(
         s,
-        "## Redis commands per job (INFO commandstats over the drain; commands run inside Lua scripts included)\n"
+        "## Redis round trips per job\n\nRequests = top-level commands the processor's clients sent, counted with `MONITOR` over a separate untimed drain (500 mails, 2,000 no-op jobs), per job: each waits for its own reply, so it is one round trip for the job even where a client pipelines or multiplexes several (which the write calls show: Redis sent fewer, larger writes). Commands = every command Redis ran in the timed drain (`INFO commandstats`), including those inside Lua scripts: the work Redis does per job.\n"
     );
     for (w, rows) in [("mail", mail), ("noop", noop)] {
         let _ = writeln!(
             s,
-            "**{w}**\n\n| system, setting | replies / job (round trips) | commands / job |\n|---|---:|---|"
+            "**{w}**\n\n| system, setting | requests / job | requests by command | Redis write calls / job | commands / job (incl. inside Lua) |\n|---|---:|---|---:|---|"
         );
         for r in rows.iter() {
-            let mut cmds: Vec<(&String, &f64)> = r.m.redis_commands_per_job.iter().collect();
-            cmds.sort_by(|a, b| b.1.total_cmp(a.1));
-            let list: Vec<String> = cmds.iter().map(|(k, v)| format!("{k} {v:.2}")).collect();
+            let list = |m: &std::collections::BTreeMap<String, f64>| {
+                let mut cmds: Vec<(&String, &f64)> = m.iter().collect();
+                cmds.sort_by(|a, b| b.1.total_cmp(a.1));
+                cmds.iter()
+                    .map(|(k, v)| format!("{k} {v:.2}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let census = census_of(res, &r.m.setup, w);
             let _ = writeln!(
                 s,
-                "| {} | {:.1} | {} |",
+                "| {} | {} | {} | {:.2} | {} |",
                 r.m.setup,
-                r.m.redis_replies_per_job,
-                list.join(", ")
+                census.map_or("–".into(), |c| format!("{:.2}", c.requests_per_job)),
+                census.map_or("–".into(), |c| list(&c.by_command)),
+                r.m.redis_writes_per_job,
+                list(&r.m.redis_commands_per_job)
             );
         }
         s.push('\n');
@@ -442,7 +459,7 @@ fn markdown(root: &Path, plan: &Plan, res: &Results, mail: &[Row], noop: &[Row])
         let _ = writeln!(s, "![scaling](../docs/bench-scaling.svg)\n");
         let _ = writeln!(
             s,
-            "| workload | processes | jobs/s | workers' cores | Redis cores | sink cores | machine busy (of {}) | other load | Redis replies / job |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| workload | processes | jobs/s | workers' cores | Redis cores | sink cores | machine busy (of {}) | other load | Redis write calls / job |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|",
             a["cores"]
         );
         for w in ["mail", "noop"] {
@@ -457,7 +474,7 @@ fn markdown(root: &Path, plan: &Plan, res: &Results, mail: &[Row], noop: &[Row])
                     r.m.sink_cores,
                     r.m.machine_cores,
                     r.m.other_cores,
-                    r.m.redis_replies_per_job
+                    r.m.redis_writes_per_job
                 );
             }
         }
@@ -517,7 +534,7 @@ fn markdown(root: &Path, plan: &Plan, res: &Results, mail: &[Row], noop: &[Row])
     );
     let _ = writeln!(
         s,
-        "- CPU = utime + stime of the processor process(es) over the window; peak RSS = VmHWM. Redis replies / job = redis-server's write calls (`/proc/<pid>/io` syscw) over the drain, less this tool's own polls, divided by N: one per round trip a client makes."
+        "- CPU = utime + stime of the processor process(es) over the window; peak RSS = VmHWM. Redis write calls / job = redis-server's write system calls (`/proc/<pid>/io` syscw) over the drain, less this tool's own polls, divided by N: replies to pipelined or multiplexed requests share one write, so this is below the round trips."
     );
     let _ = writeln!(
         s,
