@@ -6,6 +6,7 @@
 //! ```text
 //! mail-bench [--quick] [--runs N] [--mail N] [--noop N] [--systems a,b] [--wait-quiet S]
 //!            [--no-pickup] [--no-census] [--no-scaling] [--no-backlog]
+//! mail-bench --report-only    rewrite the reports from bench/out/results.json, as its run did
 //! ```
 //!
 //! Phases: timed drains of each system and workload (median of `--runs`), pickup latency at
@@ -29,8 +30,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 use systems::{Paths, Setup, System, Workload};
 
-/// What to run, from the command line.
-#[derive(Debug, Clone)]
+/// What to run, from the command line (kept in `results.json` so `--report-only` can
+/// rewrite the reports from it).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Plan {
     /// One run each, fewer jobs.
     pub quick: bool,
@@ -41,6 +43,7 @@ pub struct Plan {
     /// No-op jobs per drain.
     pub noop: u64,
     /// Systems to measure.
+    #[serde(skip, default = "all_systems")]
     pub systems: Vec<System>,
     /// Longest wait for a quiet machine before each drain.
     pub wait_quiet: Duration,
@@ -58,6 +61,10 @@ pub struct Plan {
     pub backlog_jobs: u64,
     /// Seconds the backlog drain is sampled.
     pub backlog_secs: u64,
+}
+
+fn all_systems() -> Vec<System> {
+    System::ALL.to_vec()
 }
 
 impl Plan {
@@ -82,7 +89,7 @@ impl Plan {
         while let Some(a) = it.next() {
             let mut value = || it.next().with_context(|| format!("{a} needs a value"));
             match a.as_str() {
-                "--quick" => {}
+                "--quick" | "--report-only" => {}
                 "--runs" => plan.runs = value()?.parse()?,
                 "--mail" => plan.mail = value()?.parse()?,
                 "--noop" => plan.noop = value()?.parse()?,
@@ -138,8 +145,10 @@ fn chrono_now() -> String {
 }
 
 /// Everything measured in one invocation.
-#[derive(Debug, Default, serde::Serialize)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Results {
+    /// What was run.
+    pub plan: Option<Plan>,
     /// Every drain, every run.
     pub drains: Vec<Drain>,
     /// Pickup latencies.
@@ -166,6 +175,17 @@ async fn main() -> anyhow::Result<()> {
     let root = std::fs::canonicalize(&root).context("BENCH_ROOT")?;
     let out = root.join("bench").join("out");
     std::fs::create_dir_all(&out)?;
+    if args.iter().any(|a| a == "--report-only") {
+        // Rewrite the reports from the last run (e.g. after editing bench/analysis.md).
+        let path = out.join("results.json");
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("{} (run the benchmark first)", path.display()))?;
+        let res: Results = serde_json::from_str(&text).context("results.json")?;
+        let plan = res.plan.clone().context("results.json has no plan")?;
+        report::write(&root, &out, &plan, &res)?;
+        log("reports rewritten from bench/out/results.json");
+        return Ok(());
+    }
     let peers = root.join("target").join("peers").join("release");
     let paths = Paths {
         mail_worker: root.join("target/release/mail-worker"),
@@ -213,6 +233,7 @@ async fn main() -> anyhow::Result<()> {
         own_addrs,
     };
     let mut res = Results {
+        plan: Some(plan.clone()),
         about: report::about(&root).await,
         ..Results::default()
     };

@@ -7,7 +7,7 @@ use crate::systems::{self, Paths, STAGING, Setup, System, Workload};
 use anyhow::Context;
 use futures_util::StreamExt;
 use redis::aio::MultiplexedConnection;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use test_services::RedisServer;
@@ -29,7 +29,7 @@ pub struct Env {
 }
 
 /// One timed drain.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Drain {
     /// `summary.json` system name.
     pub system: String,
@@ -94,7 +94,7 @@ pub async fn drain(
 /// with `MONITOR`: top-level commands per job by name, without those run inside Lua
 /// scripts and without this tool's own. Each is one request and one reply: a round trip
 /// (pipelined requests share the network trip, but each still waits for its reply).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Census {
     /// System name.
     pub system: String,
@@ -436,7 +436,7 @@ async fn verify(
 }
 
 /// Pickup latency under a steady load.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Pickup {
     /// System name.
     pub system: String,
@@ -658,7 +658,7 @@ async fn produce(
 }
 
 /// RSS while mail-worker drains part of a large backlog.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Backlog {
     /// Jobs queued before the worker started.
     pub queued: u64,
