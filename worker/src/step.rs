@@ -16,6 +16,7 @@ use crate::metrics::Metrics;
 use crate::processor::{Processed, Processor};
 use crate::queues::QueueSet;
 use crate::stats::Stats;
+use crate::store::progress::{self, Reconciled, Suspects};
 use crate::store::recovery::{self, Recovered};
 use crate::store::{self, fetch, schedule};
 use anyhow::Context;
@@ -135,6 +136,21 @@ impl Stepper {
             recovery::recover(&mut conn, &self.identity.name, false, now, grace).await?;
         self.processor.bury_poisoned().await?;
         Ok(recovered)
+    }
+
+    /// One pass of the progress reconciliation (if no process has done one within
+    /// `interval`): retrying jobs removed from the Web UI count as failed, queued jobs
+    /// deleted before they ran as cancelled, each after two passes that saw the same.
+    ///
+    /// # Errors
+    /// Redis errors.
+    pub async fn reconcile(
+        &self,
+        interval: Duration,
+        suspects: &mut Suspects,
+    ) -> redis::RedisResult<Reconciled> {
+        let mut conn = self.redis.clone();
+        progress::reconcile(&mut conn, &self.identity.name, interval, suspects).await
     }
 
     /// Writes the stats counted so far (`stat:processed`, `stat:failed`, Metrics-page data),

@@ -164,6 +164,7 @@ mod tests {
             sent,
             failed,
             retrying,
+            cancelled: 0,
         })
     }
 
