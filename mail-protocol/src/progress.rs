@@ -113,9 +113,12 @@ where
     }
     let mut pipe = redis::pipe();
     for send in sends {
-        pipe.cmd("HMGET")
-            .arg(keys::progress(send))
-            .arg(&["sent", "failed", "retrying", "cancelled"]);
+        pipe.cmd("HMGET").arg(keys::progress(send)).arg(&[
+            "sent",
+            "failed",
+            "retrying",
+            "cancelled",
+        ]);
     }
     let rows: Vec<[Option<i64>; 4]> = pipe.query_async(conn).await?;
     Ok(rows
@@ -147,7 +150,10 @@ where
     let key = keys::send(send);
     redis::pipe()
         .atomic()
-        .hset_multiple(&key, &[("total", total.to_string()), ("queue", queue.to_owned())])
+        .hset_multiple(
+            &key,
+            &[("total", total.to_string()), ("queue", queue.to_owned())],
+        )
         .ignore()
         .expire(&key, PROGRESS_TTL_SECS)
         .ignore()

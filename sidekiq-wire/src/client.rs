@@ -57,7 +57,6 @@ impl Client<ConnectionManager> {
         let conn = ConnectionManager::new_with_config(client, config).await?;
         Ok(Client { conn })
     }
-
 }
 
 impl<C: ConnectionLike + Clone + Send + Sync> Client<C> {

@@ -159,6 +159,7 @@ pub async fn start(settings: Settings, clock: Clock) -> anyhow::Result<Handle> {
         health.clone(),
         queues.clone(),
         settings.concurrency,
+        settings.max_payload_bytes,
     )?;
     tokio::spawn(http::serve(
         listener,

@@ -107,8 +107,12 @@ impl Processor {
             (secs * 1000.0) as u64,
             result.is_err(),
         );
-        self.metrics
-            .job(&lease.queue, &class, secs, result.is_err());
+        self.metrics.job(
+            &lease.queue,
+            jobs::metrics_label(job.class()),
+            secs,
+            result.is_err(),
+        );
         if tracking.is_some() {
             self.count_mail(&result, secs);
         }

@@ -16,6 +16,7 @@ use crate::metrics::Metrics;
 use crate::processor::{Processed, Processor};
 use crate::queues::QueueSet;
 use crate::stats::Stats;
+use crate::store::fetch::SizeLimit;
 use crate::store::progress::{self, Reconciled, Suspects};
 use crate::store::recovery::{self, Recovered};
 use crate::store::{self, fetch, schedule};
@@ -31,6 +32,13 @@ use std::time::Duration;
 pub enum Step {
     /// A job was fetched and ran to its end.
     Processed(Processed),
+    /// A job over `MAX_PAYLOAD_BYTES` went to the dead set unread.
+    Oversized {
+        /// Its queue.
+        queue: String,
+        /// Its size.
+        bytes: usize,
+    },
     /// Every queue was empty.
     QueueEmpty,
 }
@@ -43,6 +51,7 @@ pub struct Stepper {
     identity: Identity,
     stats: Arc<Stats>,
     clock: Clock,
+    max_payload: usize,
 }
 
 impl Stepper {
@@ -76,6 +85,7 @@ impl Stepper {
             identity,
             stats,
             clock,
+            max_payload: settings.max_payload_bytes,
         })
     }
 
@@ -87,7 +97,15 @@ impl Stepper {
     pub async fn process_one(&self) -> redis::RedisResult<Step> {
         let mut conn = self.redis.clone();
         let first = self.queues.pick(&mut rand::rng());
-        let Some(lease) = fetch::take(&mut conn, &self.queues, &[first]).await?.pop() else {
+        let limit = SizeLimit {
+            max: self.max_payload,
+            now: self.clock.now().to_score(),
+        };
+        let fetched = fetch::take(&mut conn, &self.queues, &[first], limit).await?;
+        if let Some((queue, bytes)) = fetched.oversized.into_iter().next() {
+            return Ok(Step::Oversized { queue, bytes });
+        }
+        let Some(lease) = fetched.leases.into_iter().next() else {
             return Ok(Step::QueueEmpty);
         };
         let parsed = crate::unreadable::read_job(&lease.payload);
@@ -102,10 +120,13 @@ impl Stepper {
     /// Redis errors while fetching.
     pub async fn drain(&self) -> redis::RedisResult<Vec<Processed>> {
         let mut done = Vec::new();
-        while let Step::Processed(p) = self.process_one().await? {
-            done.push(p);
+        loop {
+            match self.process_one().await? {
+                Step::Processed(p) => done.push(p),
+                Step::Oversized { .. } => {}
+                Step::QueueEmpty => return Ok(done),
+            }
         }
-        Ok(done)
     }
 
     /// One pass of the poller: enqueues what is due in `retry` and `schedule` by this

@@ -182,7 +182,13 @@ pub async fn run(db: &Db, redis: &SidekiqRedis, request: Request) -> Result<Outc
             .await?;
     }
     if enqueued > 0 {
-        register(redis, &SendId::new(&send.instance, mail_job_id), enqueued, queue).await;
+        register(
+            redis,
+            &SendId::new(&send.instance, mail_job_id),
+            enqueued,
+            queue,
+        )
+        .await;
     }
     tracing::info!(
         mail_job_id,

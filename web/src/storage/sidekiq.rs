@@ -79,8 +79,11 @@ impl SidekiqRedis {
         let link = RedisLink::open(&self.url, WRITE_TIMEOUT, READ_TIMEOUT)?;
         let client = Client::from_connection(link);
         let mut conn = client.connection();
-        match tokio::time::timeout(READ_TIMEOUT, redis::cmd("PING").query_async::<()>(&mut conn))
-            .await
+        match tokio::time::timeout(
+            READ_TIMEOUT,
+            redis::cmd("PING").query_async::<()>(&mut conn),
+        )
+        .await
         {
             Ok(Ok(())) => {
                 slot.client = Some(client.clone());

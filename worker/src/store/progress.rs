@@ -166,7 +166,9 @@ impl Places {
 }
 
 fn parse(raw: &[u8]) -> Option<Job> {
-    std::str::from_utf8(raw).ok().and_then(|s| Job::parse(s).ok())
+    std::str::from_utf8(raw)
+        .ok()
+        .and_then(|s| Job::parse(s).ok())
 }
 
 /// Retrying jids killed or deleted from the Web UI: counted as failed.
@@ -271,10 +273,7 @@ async fn sends<C: ConnectionLike + Send>(
     places: &mut Places,
     suspects: &mut HashMap<String, [i64; 4]>,
 ) -> redis::RedisResult<Vec<(String, i64)>> {
-    let sends: Vec<String> = redis::cmd("SMEMBERS")
-        .arg(SENDS)
-        .query_async(conn)
-        .await?;
+    let sends: Vec<String> = redis::cmd("SMEMBERS").arg(SENDS).query_async(conn).await?;
     let mut cancelled = Vec::new();
     let mut next = HashMap::new();
     for send in sends.into_iter().map(SendId::from_stored) {
@@ -368,7 +367,11 @@ async fn nothing_left<C: ConnectionLike + Send>(
             .query_async(conn)
             .await?;
         // ZSCAN answers member, score, member, score, …
-        if members.chunks(2).filter_map(|m| parse(&m[0])).any(|j| belongs(&j)) {
+        if members
+            .chunks(2)
+            .filter_map(|m| parse(&m[0]))
+            .any(|j| belongs(&j))
+        {
             return Ok(false);
         }
         cursor = next_cursor;
