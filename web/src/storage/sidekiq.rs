@@ -101,10 +101,15 @@ impl SidekiqRedis {
         }
     }
 
-    /// Notes a failed call: the next ones fail fast for a moment (the link has already
-    /// thrown a broken connection away and reconnects on the call after).
+    /// Notes a failed call: the next ones fail fast for a moment, and the connection is
+    /// thrown away (a silent partition leaves it dead even after the network heals), so the
+    /// call after opens a new one.
     async fn failed(&self) {
-        self.client.lock().await.failed_at = Some(Instant::now());
+        let mut slot = self.client.lock().await;
+        slot.failed_at = Some(Instant::now());
+        if let Some(c) = slot.client.as_ref() {
+            c.connection().reset();
+        }
     }
 
     /// Runs a read with a connection, bounded by [`READ_TIMEOUT`].

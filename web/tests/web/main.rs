@@ -17,6 +17,7 @@ mod csv;
 mod e2e;
 mod health;
 mod memory;
+mod network_faults;
 mod progress;
 mod proxy;
 mod security;
