@@ -171,7 +171,7 @@ async fn busy_page_stop_restarts_a_worker_and_ctrl_c_stops_in_order_losing_nothi
         p["redis"].as_u64().unwrap(),
         p["mail_ui"].as_u64().unwrap(),
     );
-    let mut redis = redis_conn(redis_port).await;
+    let redis = redis_conn(redis_port).await;
     let before = wait_until(
         Duration::from_secs(60),
         "two workers on the Busy page",
