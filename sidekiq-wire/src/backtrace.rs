@@ -13,8 +13,18 @@ use std::io::{Read, Write};
 
 /// A stored backtrace could not be decoded.
 #[derive(Debug, thiserror::Error)]
-#[error("undecodable error_backtrace: {0}")]
-pub struct BacktraceError(String);
+#[non_exhaustive]
+pub enum BacktraceError {
+    /// Neither base64 nor a JSON array.
+    #[error("error_backtrace is not base64: {0}")]
+    Base64(#[from] base64::DecodeError),
+    /// Base64, but not zlib-compressed data.
+    #[error("error_backtrace is not zlib data: {0}")]
+    Zlib(#[from] std::io::Error),
+    /// Decoded, but not a JSON array of strings.
+    #[error("error_backtrace is not a JSON array of strings: {0}")]
+    Json(#[from] serde_json::Error),
+}
 
 /// Encodes lines the way Sidekiq 7/8 store them.
 pub fn encode(lines: &[String]) -> String {
@@ -33,17 +43,13 @@ pub fn encode(lines: &[String]) -> String {
 pub fn decode(stored: &str) -> Result<Vec<String>, BacktraceError> {
     let trimmed = stored.trim();
     if trimmed.starts_with('[') {
-        return serde_json::from_str(trimmed).map_err(|e| BacktraceError(e.to_string()));
+        return Ok(serde_json::from_str(trimmed)?);
     }
     let compact: String = trimmed.chars().filter(|c| !c.is_whitespace()).collect();
-    let bytes = STANDARD
-        .decode(compact)
-        .map_err(|e| BacktraceError(e.to_string()))?;
+    let bytes = STANDARD.decode(compact)?;
     let mut json = Vec::new();
-    ZlibDecoder::new(&bytes[..])
-        .read_to_end(&mut json)
-        .map_err(|e| BacktraceError(e.to_string()))?;
-    serde_json::from_slice(&json).map_err(|e| BacktraceError(e.to_string()))
+    ZlibDecoder::new(&bytes[..]).read_to_end(&mut json)?;
+    Ok(serde_json::from_slice(&json)?)
 }
 
 #[cfg(test)]

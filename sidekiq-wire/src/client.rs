@@ -16,6 +16,7 @@ pub const BULK_CHUNK: usize = 1_000;
 
 /// A push failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PushError {
     /// Redis refused or could not be reached; nothing of that chunk was written.
     #[error("redis: {0}")]
@@ -90,7 +91,7 @@ impl Client {
                 return Err(PushError::InvalidQueue(queue));
             }
             job.set_queue(queue.clone());
-            job.remove("at");
+            job.clear_at();
             job.ensure_created_at(now);
             job.set_enqueued_at(now);
             let payload = job.to_json_string();
@@ -126,8 +127,8 @@ impl Client {
             return Err(PushError::InvalidQueue(queue));
         }
         job.set_queue(queue);
-        job.remove("at");
-        job.remove("enqueued_at");
+        job.clear_at();
+        job.clear_enqueued_at();
         job.ensure_created_at(Timestamp::now());
         let mut conn = self.conn.clone();
         redis::cmd("ZADD")

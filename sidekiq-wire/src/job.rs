@@ -8,14 +8,18 @@
 use crate::timestamp::{NotATimestamp, Timestamp};
 use serde_json::{Map, Value};
 
-/// Payload keys that carry timestamps; each is validated on parse.
+/// Payload keys that carry timestamps; each is validated on parse and on edit.
 const TIMESTAMP_KEYS: [&str; 4] = ["created_at", "enqueued_at", "failed_at", "retried_at"];
+
+/// Keys every job has; they can be changed (to a valid value) but not removed.
+const REQUIRED_KEYS: [&str; 3] = ["class", "args", "jid"];
 
 /// Sidekiq's default number of retries for `retry: true`.
 pub const DEFAULT_MAX_RETRIES: i64 = 25;
 
-/// Why a payload cannot be run.
+/// Why a payload cannot be run, or why an edit was refused.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum JobError {
     /// The bytes are not JSON at all.
     #[error("payload is not valid JSON: {0}")]
@@ -42,6 +46,9 @@ pub enum JobError {
         /// The value found.
         source: NotATimestamp,
     },
+    /// An edit would remove a key every job needs.
+    #[error("`{0}` is required and cannot be removed")]
+    Required(&'static str),
 }
 
 /// The job's `retry` option, read exactly as Ruby's `retry_attempts_from` does.
@@ -87,9 +94,16 @@ pub enum BacktraceOption {
 
 /// A new job id: 24 lowercase hex characters, like Ruby's `SecureRandom.hex(12)`.
 pub fn new_jid() -> String {
-    let bytes: [u8; 12] = rand::random();
-    let mut s = String::with_capacity(24);
-    for b in bytes {
+    random_hex(12)
+}
+
+/// `bytes` random bytes as lowercase hex, like Ruby's `SecureRandom.hex(bytes)`: what Sidekiq
+/// uses for jids and process nonces. The generator is the thread-local CSPRNG, so the result
+/// also serves as a token.
+pub fn random_hex(bytes: usize) -> String {
+    let mut s = String::with_capacity(bytes * 2);
+    for _ in 0..bytes {
+        let b: u8 = rand::random();
         s.push(char::from_digit(u32::from(b >> 4), 16).unwrap_or('0'));
         s.push(char::from_digit(u32::from(b & 0xf), 16).unwrap_or('0'));
     }
@@ -97,6 +111,25 @@ pub fn new_jid() -> String {
 }
 
 /// A job payload: Sidekiq's hash, validated, with typed accessors.
+///
+/// Every way to build or edit one keeps it valid, so whatever [`Job::to_json_string`] writes
+/// parses again and renders in the Web UI:
+///
+/// ```
+/// use sidekiq_wire::{Job, Retry};
+/// use serde_json::json;
+///
+/// let job = Job::new("MailSenderJob", vec![json!({"to": "a@example.test"})])
+///     .with_queue("high")
+///     .with_retry(Retry::Max(3));
+/// let stored = job.to_json_string();
+/// let read = Job::parse(&stored)?;
+/// assert_eq!(read.queue(), Some("high"));
+/// assert_eq!(read.retry().max_retries(), Some(3));
+/// // An edit that would make it unreadable is refused.
+/// assert!(read.clone().with("class", json!(42)).is_err());
+/// # Ok::<(), sidekiq_wire::JobError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Job {
     fields: Map<String, Value>,
@@ -140,36 +173,13 @@ impl Job {
     }
 
     fn validate(&self) -> Result<(), JobError> {
-        match self.fields.get("class") {
-            Some(Value::String(_)) => {}
-            None => return Err(JobError::Missing("class")),
-            Some(_) => return Err(wrong("class", "a String")),
-        }
-        match self.fields.get("args") {
-            Some(Value::Array(_)) => {}
-            None => return Err(JobError::Missing("args")),
-            Some(_) => return Err(wrong("args", "an Array")),
-        }
-        match self.fields.get("jid") {
-            Some(Value::String(_)) => {}
-            None => return Err(JobError::Missing("jid")),
-            Some(_) => return Err(wrong("jid", "a String")),
-        }
-        match self.fields.get("queue") {
-            None | Some(Value::String(_)) => {}
-            Some(_) => return Err(wrong("queue", "a String")),
-        }
-        if let Some(v) = self.fields.get("retry_count")
-            && !v.is_null()
-            && integer_of(v).is_none()
-        {
-            return Err(wrong("retry_count", "an Integer"));
-        }
-        for key in TIMESTAMP_KEYS {
-            if let Some(v) = self.fields.get(key) {
-                Timestamp::from_json(v)
-                    .map_err(|source| JobError::BadTimestamp { field: key, source })?;
+        for key in REQUIRED_KEYS {
+            if !self.fields.contains_key(key) {
+                return Err(JobError::Missing(key));
             }
+        }
+        for (key, value) in &self.fields {
+            check_value(key, value)?;
         }
         Ok(())
     }
@@ -187,9 +197,13 @@ impl Job {
     }
 
     /// Sets any other option or extra key (builder style), e.g. `backtrace`, `tags`.
-    pub fn with(mut self, key: &str, value: Value) -> Self {
-        self.fields.insert(key.to_owned(), value);
-        self
+    ///
+    /// # Errors
+    /// A value that breaks the payload rules of [`Job::parse`] (a non-String `class`, a
+    /// timestamp that is not a time, …); the job is not changed.
+    pub fn with(mut self, key: &str, value: Value) -> Result<Self, JobError> {
+        self.set(key, value)?;
+        Ok(self)
     }
 
     /// The job class name.
@@ -326,14 +340,61 @@ impl Job {
         self.fields.insert("retry_count".into(), Value::from(count));
     }
 
-    /// Sets any key.
-    pub fn set(&mut self, key: &str, value: Value) {
+    /// Removes `at`: a payload is never stored with it (the sorted set's score is the time).
+    pub fn clear_at(&mut self) {
+        self.fields.shift_remove("at");
+    }
+
+    /// Removes `enqueued_at` (scheduled members have none until they reach a queue).
+    pub fn clear_enqueued_at(&mut self) {
+        self.fields.shift_remove("enqueued_at");
+    }
+
+    /// Sets `failed_at` (the first failure).
+    pub fn set_failed_at(&mut self, at: Timestamp) {
+        self.fields.insert("failed_at".into(), at.to_json());
+    }
+
+    /// Sets `retried_at` (the latest failure after the first).
+    pub fn set_retried_at(&mut self, at: Timestamp) {
+        self.fields.insert("retried_at".into(), at.to_json());
+    }
+
+    /// Records the latest error: `error_class` and `error_message`.
+    pub fn set_error(&mut self, class: &str, message: &str) {
+        self.fields
+            .insert("error_message".into(), Value::String(message.to_owned()));
+        self.fields
+            .insert("error_class".into(), Value::String(class.to_owned()));
+    }
+
+    /// Stores `lines` as `error_backtrace`, encoded as Sidekiq 7/8 store it.
+    pub fn set_error_backtrace(&mut self, lines: &[String]) {
+        self.fields.insert(
+            "error_backtrace".into(),
+            Value::String(crate::backtrace::encode(lines)),
+        );
+    }
+
+    /// Sets any key, if the value keeps the payload valid.
+    ///
+    /// # Errors
+    /// A value that breaks the payload rules of [`Job::parse`]; nothing is changed.
+    pub fn set(&mut self, key: &str, value: Value) -> Result<(), JobError> {
+        check_value(key, &value)?;
         self.fields.insert(key.to_owned(), value);
+        Ok(())
     }
 
     /// Removes a key (e.g. `enqueued_at` from scheduled members, `at` everywhere).
-    pub fn remove(&mut self, key: &str) -> Option<Value> {
-        self.fields.shift_remove(key)
+    ///
+    /// # Errors
+    /// [`JobError::Required`] for `class`, `args` and `jid`; nothing is changed.
+    pub fn remove(&mut self, key: &str) -> Result<Option<Value>, JobError> {
+        if let Some(required) = REQUIRED_KEYS.iter().find(|k| **k == key) {
+            return Err(JobError::Required(required));
+        }
+        Ok(self.fields.shift_remove(key))
     }
 
     /// The payload as Sidekiq stores it: compact JSON.
@@ -355,6 +416,30 @@ impl Job {
 
 fn wrong(field: &'static str, expected: &'static str) -> JobError {
     JobError::WrongType { field, expected }
+}
+
+/// The rules a value must follow under `key` for the payload to stay runnable and renderable
+/// in every Web UI version; keys without a rule take any value.
+fn check_value(key: &str, value: &Value) -> Result<(), JobError> {
+    match (key, value) {
+        ("class", Value::String(_))
+        | ("args", Value::Array(_))
+        | ("jid", Value::String(_))
+        | ("queue", Value::String(_)) => Ok(()),
+        ("class", _) => Err(wrong("class", "a String")),
+        ("args", _) => Err(wrong("args", "an Array")),
+        ("jid", _) => Err(wrong("jid", "a String")),
+        ("queue", _) => Err(wrong("queue", "a String")),
+        ("retry_count", v) if !v.is_null() && integer_of(v).is_none() => {
+            Err(wrong("retry_count", "an Integer"))
+        }
+        (k, v) => match TIMESTAMP_KEYS.iter().find(|t| **t == k) {
+            Some(field) => Timestamp::from_json(v)
+                .map(|_| ())
+                .map_err(|source| JobError::BadTimestamp { field, source }),
+            None => Ok(()),
+        },
+    }
 }
 
 /// An integer, an integral float, or a string spelling an integer.
@@ -470,5 +555,23 @@ mod tests {
         assert_eq!(j(json!(true)).backtrace_option(), BacktraceOption::All);
         assert_eq!(j(json!(5)).backtrace_option(), BacktraceOption::Lines(5));
         assert_eq!(j(json!(false)).backtrace_option(), BacktraceOption::None);
+    }
+
+    #[test]
+    fn edits_cannot_break_what_parse_guarantees() {
+        let mut job = Job::new("A", vec![]);
+        assert!(matches!(
+            job.set("class", json!(1)),
+            Err(JobError::WrongType { field: "class", .. })
+        ));
+        assert!(job.set("args", json!({})).is_err());
+        assert!(job.set("enqueued_at", json!("later")).is_err());
+        assert!(job.set("retry_count", json!("two")).is_err());
+        assert!(matches!(job.remove("jid"), Err(JobError::Required("jid"))));
+        assert_eq!(job.class(), "A", "a refused edit changes nothing");
+        job.set("tags", json!(["x"])).unwrap();
+        job.set("retry_count", json!(2)).unwrap();
+        assert_eq!(job.remove("tags").unwrap(), Some(json!(["x"])));
+        assert!(Job::parse(&job.to_json_string()).is_ok());
     }
 }

@@ -8,6 +8,7 @@ use crate::timestamp::Timestamp;
 
 /// One queue: its size and the age of its oldest job.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct QueueSummary {
     /// Queue name (without `queue:`).
     pub name: String,
@@ -20,6 +21,7 @@ pub struct QueueSummary {
 
 /// Dashboard totals.
 #[derive(Debug, Clone, PartialEq, Default)]
+#[non_exhaustive]
 pub struct Totals {
     /// `stat:processed`.
     pub processed: u64,

@@ -25,6 +25,7 @@ pub enum QueueMode {
 /// versions differ in what they write.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
+#[non_exhaustive]
 pub struct ProcessInfo {
     /// Host name (pod name in Kubernetes).
     pub hostname: String,
@@ -99,6 +100,7 @@ impl ProcessInfo {
 
 /// A live process as the Busy page sees it.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct ProcessSnapshot {
     /// The identity (hash key).
     pub identity: String,

@@ -9,13 +9,35 @@ use serde_json::{Number, Value};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A point in time, held as epoch seconds.
+///
+/// ```
+/// use sidekiq_wire::Timestamp;
+/// use serde_json::json;
+///
+/// // Sidekiq 8 writes integer milliseconds, 6.4 and 7.x float seconds: the JSON type says which.
+/// let ms = Timestamp::from_json(&json!(1732400000500_i64)).unwrap().unwrap();
+/// let secs = Timestamp::from_json(&json!(1732400000.5)).unwrap().unwrap();
+/// assert_eq!(ms, secs);
+/// // Written back as float seconds, the one form all three Web UIs render.
+/// assert_eq!(secs.to_json().to_string(), "1732400000.5");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
 pub struct Timestamp(f64);
 
 /// A timestamp field held something that is not a time.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("not a timestamp: {0}")]
-pub struct NotATimestamp(pub String);
+#[error("not a timestamp: {found}")]
+#[non_exhaustive]
+pub struct NotATimestamp {
+    /// The JSON value found instead.
+    pub found: Value,
+}
+
+fn not_a_timestamp(found: &Value) -> NotATimestamp {
+    NotATimestamp {
+        found: found.clone(),
+    }
+}
 
 impl Timestamp {
     /// The current wall-clock time, rounded to microseconds like Ruby's `Time.now.to_f`.
@@ -62,11 +84,11 @@ impl Timestamp {
             Value::Null => Ok(None),
             Value::Number(n) => Self::from_number(n)
                 .map(Some)
-                .ok_or_else(|| NotATimestamp(n.to_string())),
+                .ok_or_else(|| not_a_timestamp(value)),
             Value::String(s) => Self::from_numeric_str(s.trim())
                 .map(Some)
-                .ok_or_else(|| NotATimestamp(format!("{s:?}"))),
-            other => Err(NotATimestamp(other.to_string())),
+                .ok_or_else(|| not_a_timestamp(value)),
+            other => Err(not_a_timestamp(other)),
         }
     }
 

@@ -1,9 +1,10 @@
 //! Settings, read once from environment variables at start.
 //!
-//! Nothing else in the worker reads the environment: tests build [`Settings`] in code.
+//! Nothing else in the worker reads the environment: tests build [`Settings`] in code (or
+//! from explicit [`Vars`]).
 
+use service_runtime::config::{ConfigError, Secret, Vars};
 use sidekiq_wire::process::QueueMode;
-use std::collections::HashMap;
 use std::time::Duration;
 
 /// How the worker talks to the SMTP server.
@@ -27,13 +28,16 @@ pub struct Settings {
     /// `SMTP_PORT`.
     pub smtp_port: u16,
     /// `SMTP_USERNAME` / `SMTP_PASSWORD`.
-    pub smtp_credentials: Option<(String, String)>,
+    pub smtp_credentials: Option<(String, Secret)>,
     /// `SMTP_TLS`: `none`, `starttls` or `tls`.
     pub smtp_tls: SmtpTls,
     /// `SMTP_TIMEOUT` seconds: connecting, and one whole SMTP transaction.
     pub smtp_timeout: Duration,
     /// `MAIL_FROM`.
     pub mail_from: String,
+    /// `MAIL_CPU_MS`: CPU milliseconds of extra rendering work per mail (0 = none), so the
+    /// HPA lesson has CPU to scale on (a real mailer renders heavier templates than ours).
+    pub mail_cpu_cost: Duration,
     /// `WORKER_CONCURRENCY`: jobs run at once.
     pub concurrency: usize,
     /// `WORKER_QUEUES`: queues with weights, e.g. `high,2 default,1`.
@@ -46,6 +50,9 @@ pub struct Settings {
     pub shutdown_timeout: Duration,
     /// `METRICS_PORT`: `/metrics`, `/health/live`, `/health/ready`; 0 picks a free port.
     pub metrics_port: u16,
+    /// `BIND_ADDR`: the address the metrics port listens on (all interfaces by default, as a
+    /// container needs; `127.0.0.1` keeps it to this machine).
+    pub bind_addr: std::net::IpAddr,
     /// `SCHEDULED_POLL_INTERVAL` seconds: Sidekiq's `poll_interval_average`; when unset, 5 s
     /// times the number of live processes, as Sidekiq.
     pub poll_interval: Option<Duration>,
@@ -57,15 +64,8 @@ pub struct Settings {
     pub tag: String,
     /// `HOSTNAME` (the pod name in Kubernetes), used in the process identity.
     pub hostname: String,
-}
-
-/// A variable is set to something unusable.
-#[derive(Debug, thiserror::Error)]
-#[error("{name}={value:?}: {reason}")]
-pub struct ConfigError {
-    name: &'static str,
-    value: String,
-    reason: String,
+    /// `RUST_LOG`: the log filter.
+    pub log_filter: String,
 }
 
 impl Settings {
@@ -79,17 +79,20 @@ impl Settings {
             smtp_tls: SmtpTls::None,
             smtp_timeout: Duration::from_secs(10),
             mail_from: "test@example.com".into(),
+            mail_cpu_cost: Duration::ZERO,
             concurrency: 25,
             queues: vec![("high".into(), 2), ("default".into(), 1)],
             queue_mode: QueueMode::Weighted,
             job_timeout: Duration::from_secs(60),
             shutdown_timeout: Duration::from_secs(25),
             metrics_port: 9394,
+            bind_addr: std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
             poll_interval: None,
             heartbeat_interval: Duration::from_secs(5),
             recovery_interval: Duration::from_secs(15),
             tag: String::new(),
             hostname: "localhost".into(),
+            log_filter: "info,lettre=warn".into(),
         }
     }
 
@@ -98,88 +101,124 @@ impl Settings {
     /// # Errors
     /// The first variable that does not parse.
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_vars(std::env::vars().collect())
+        Self::from_vars(&Vars::from_env())
     }
 
-    /// Reads settings from a map of variables (what [`Settings::from_env`] does with the
-    /// real environment).
+    /// Reads settings from `vars` (what [`Settings::from_env`] does with the real
+    /// environment).
     ///
     /// # Errors
     /// The first variable that does not parse.
-    pub fn from_vars(vars: HashMap<String, String>) -> Result<Self, ConfigError> {
+    pub fn from_vars(vars: &Vars) -> Result<Self, ConfigError> {
         let mut s = Settings::local();
-        let get = |name: &str| vars.get(name).filter(|v| !v.trim().is_empty()).cloned();
-        if let Some(v) = get("REDIS_URL") {
+        if let Some(v) = vars.get("REDIS_URL") {
             s.redis_url = v;
         }
-        if let Some(v) = get("SMTP_HOST") {
+        if let Some(v) = vars.get("SMTP_HOST") {
             s.smtp_host = v;
         }
-        if let Some(v) = get("SMTP_PORT") {
-            s.smtp_port = parse("SMTP_PORT", &v)?;
+        if let Some(v) = vars.parse("SMTP_PORT")? {
+            s.smtp_port = v;
         }
-        if let Some(user) = get("SMTP_USERNAME") {
-            s.smtp_credentials = Some((user, get("SMTP_PASSWORD").unwrap_or_default()));
+        if let Some(user) = vars.get("SMTP_USERNAME") {
+            let password = vars
+                .secret("SMTP_PASSWORD")
+                .unwrap_or_else(|| Secret::new(""));
+            s.smtp_credentials = Some((user, password));
         }
-        if let Some(v) = get("SMTP_TLS") {
+        if let Some(v) = vars.get("SMTP_TLS") {
             s.smtp_tls = match v.to_ascii_lowercase().as_str() {
                 "none" | "false" | "off" => SmtpTls::None,
                 "starttls" => SmtpTls::StartTls,
                 "tls" | "true" | "on" => SmtpTls::Tls,
-                _ => return Err(bad("SMTP_TLS", &v, "use none, starttls or tls")),
+                _ => {
+                    return Err(ConfigError::invalid(
+                        "SMTP_TLS",
+                        &v,
+                        "use none, starttls or tls",
+                    ));
+                }
             };
         }
-        if let Some(v) = get("SMTP_TIMEOUT") {
-            s.smtp_timeout = seconds("SMTP_TIMEOUT", &v)?;
+        if let Some(v) = vars.seconds("SMTP_TIMEOUT")? {
+            s.smtp_timeout = v;
         }
-        if let Some(v) = get("MAIL_FROM") {
+        if let Some(v) = vars.get("MAIL_FROM") {
             s.mail_from = v;
         }
-        if let Some(v) = get("WORKER_CONCURRENCY") {
-            s.concurrency = parse("WORKER_CONCURRENCY", &v)?;
-            if s.concurrency == 0 || s.concurrency > 10_000 {
-                return Err(bad("WORKER_CONCURRENCY", &v, "must be 1..=10000"));
+        if let Some(ms) = vars.parse::<u64>("MAIL_CPU_MS")? {
+            if ms > 10_000 {
+                return Err(ConfigError::invalid(
+                    "MAIL_CPU_MS",
+                    &ms.to_string(),
+                    "must be 0..=10000 milliseconds",
+                ));
             }
+            s.mail_cpu_cost = Duration::from_millis(ms);
         }
-        if let Some(v) = get("WORKER_QUEUES") {
-            s.queues = parse_queues(&v).map_err(|reason| bad("WORKER_QUEUES", &v, &reason))?;
+        if let Some(v) = vars.parse::<usize>("WORKER_CONCURRENCY")? {
+            if v == 0 || v > 10_000 {
+                return Err(ConfigError::invalid(
+                    "WORKER_CONCURRENCY",
+                    &v.to_string(),
+                    "must be 1..=10000",
+                ));
+            }
+            s.concurrency = v;
         }
-        if let Some(v) = get("WORKER_QUEUE_MODE") {
+        if let Some(v) = vars.get("WORKER_QUEUES") {
+            s.queues = parse_queues(&v)
+                .map_err(|reason| ConfigError::invalid("WORKER_QUEUES", &v, reason))?;
+        }
+        if let Some(v) = vars.get("WORKER_QUEUE_MODE") {
             s.queue_mode = match v.to_ascii_lowercase().as_str() {
                 "weighted" => QueueMode::Weighted,
                 "strict" => QueueMode::Strict,
-                _ => return Err(bad("WORKER_QUEUE_MODE", &v, "use weighted or strict")),
+                _ => {
+                    return Err(ConfigError::invalid(
+                        "WORKER_QUEUE_MODE",
+                        &v,
+                        "use weighted or strict",
+                    ));
+                }
             };
         }
-        if let Some(v) = get("JOB_TIMEOUT") {
-            s.job_timeout = seconds("JOB_TIMEOUT", &v)?;
+        if let Some(v) = vars.seconds("JOB_TIMEOUT")? {
+            s.job_timeout = v;
         }
-        if let Some(v) = get("SHUTDOWN_TIMEOUT") {
-            s.shutdown_timeout = seconds("SHUTDOWN_TIMEOUT", &v)?;
+        if let Some(v) = vars.seconds("SHUTDOWN_TIMEOUT")? {
+            s.shutdown_timeout = v;
         }
-        if let Some(v) = get("METRICS_PORT") {
-            s.metrics_port = parse("METRICS_PORT", &v)?;
+        if let Some(v) = vars.parse("METRICS_PORT")? {
+            s.metrics_port = v;
         }
-        if let Some(v) = get("SCHEDULED_POLL_INTERVAL") {
-            s.poll_interval = Some(seconds("SCHEDULED_POLL_INTERVAL", &v)?);
+        if let Some(v) = vars.parse("BIND_ADDR")? {
+            s.bind_addr = v;
         }
-        if let Some(v) = get("HEARTBEAT_INTERVAL") {
-            s.heartbeat_interval = seconds("HEARTBEAT_INTERVAL", &v)?;
-            if s.heartbeat_interval >= Duration::from_secs(30) {
-                return Err(bad(
+        if let Some(v) = vars.seconds("SCHEDULED_POLL_INTERVAL")? {
+            s.poll_interval = Some(v);
+        }
+        if let Some(v) = vars.seconds("HEARTBEAT_INTERVAL")? {
+            if v >= Duration::from_secs(30) {
+                return Err(ConfigError::invalid(
                     "HEARTBEAT_INTERVAL",
-                    &v,
+                    &vars.get("HEARTBEAT_INTERVAL").unwrap_or_default(),
                     "must be under 30 s (the heartbeat expires after 60 s)",
                 ));
             }
+            s.heartbeat_interval = v;
         }
-        if let Some(v) = get("RECOVERY_INTERVAL") {
-            s.recovery_interval = seconds("RECOVERY_INTERVAL", &v)?;
+        if let Some(v) = vars.seconds("RECOVERY_INTERVAL")? {
+            s.recovery_interval = v;
         }
-        if let Some(v) = get("WORKER_TAG") {
+        if let Some(v) = vars.get("WORKER_TAG") {
             s.tag = v;
         }
-        s.hostname = get("HOSTNAME")
+        if let Some(v) = vars.get("RUST_LOG") {
+            s.log_filter = v;
+        }
+        s.hostname = vars
+            .get("HOSTNAME")
             .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
             .map(|h| h.trim().to_owned())
             .filter(|h| !h.is_empty())
@@ -226,31 +265,6 @@ pub fn parse_queues(spec: &str) -> Result<Vec<(String, u32)>, String> {
     Ok(out)
 }
 
-fn parse<T: std::str::FromStr>(name: &'static str, v: &str) -> Result<T, ConfigError>
-where
-    T::Err: std::fmt::Display,
-{
-    v.trim()
-        .parse()
-        .map_err(|e: T::Err| bad(name, v, &e.to_string()))
-}
-
-fn seconds(name: &'static str, v: &str) -> Result<Duration, ConfigError> {
-    let secs: f64 = parse(name, v)?;
-    if !(0.0..=86_400.0).contains(&secs) {
-        return Err(bad(name, v, "must be 0..=86400 seconds"));
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
-
-fn bad(name: &'static str, value: &str, reason: &str) -> ConfigError {
-    ConfigError {
-        name,
-        value: value.to_owned(),
-        reason: reason.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,24 +288,26 @@ mod tests {
 
     #[test]
     fn env_overrides_defaults_and_rejects_garbage() {
-        let vars = |pairs: &[(&str, &str)]| {
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect()
-        };
-        let s = Settings::from_vars(vars(&[
+        let vars = |pairs: &[(&str, &str)]| Vars::from_pairs(pairs.iter().copied());
+        let s = Settings::from_vars(&vars(&[
             ("SMTP_PORT", "2525"),
             ("WORKER_CONCURRENCY", "7"),
             ("SHUTDOWN_TIMEOUT", "3.5"),
+            ("MAIL_CPU_MS", "40"),
         ]))
         .unwrap();
+        assert_eq!(s.mail_cpu_cost, Duration::from_millis(40));
         assert_eq!((s.smtp_port, s.concurrency), (2525, 7));
         assert_eq!(s.shutdown_timeout, Duration::from_millis(3500));
         assert_eq!(s.queues.len(), 2);
-        assert!(Settings::from_vars(vars(&[("SMTP_PORT", "smtp")])).is_err());
-        assert!(Settings::from_vars(vars(&[("WORKER_CONCURRENCY", "0")])).is_err());
-        assert!(Settings::from_vars(vars(&[("SMTP_TLS", "maybe")])).is_err());
-        assert!(Settings::from_vars(vars(&[("HEARTBEAT_INTERVAL", "45")])).is_err());
+        assert!(Settings::from_vars(&vars(&[("SMTP_PORT", "smtp")])).is_err());
+        assert!(Settings::from_vars(&vars(&[("WORKER_CONCURRENCY", "0")])).is_err());
+        assert!(Settings::from_vars(&vars(&[("SMTP_TLS", "maybe")])).is_err());
+        assert!(Settings::from_vars(&vars(&[("HEARTBEAT_INTERVAL", "45")])).is_err());
+        assert!(Settings::from_vars(&vars(&[("MAIL_CPU_MS", "-1")])).is_err());
+        assert!(Settings::from_vars(&vars(&[("BIND_ADDR", "localhost")])).is_err());
+        let local = Settings::from_vars(&vars(&[("BIND_ADDR", "127.0.0.1")])).unwrap();
+        assert!(local.bind_addr.is_loopback());
+        assert!(Settings::from_vars(&vars(&[("MAIL_CPU_MS", "20000")])).is_err());
     }
 }

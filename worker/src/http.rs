@@ -3,15 +3,19 @@
 //! restarts pods) and `/health/ready` (503 when Redis is unreachable or the process is
 //! quiet or stopping, so it drops out of Service endpoints).
 
-use crate::heartbeat::ProcessUsage;
-use crate::metrics::esc;
-use crate::runner::Shared;
+use crate::busy::Busy;
+use crate::control::Control;
+use crate::health::Health;
+use crate::metrics::Metrics;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
+use redis::aio::ConnectionManager;
 use serde_json::json;
+use service_runtime::prometheus::{self, escape};
+use service_runtime::usage::ProcessUsage;
 use sidekiq_wire::overview;
 use std::fmt::Write;
 use std::sync::Arc;
@@ -20,15 +24,30 @@ use std::time::{Duration, Instant};
 /// Liveness fails when no loop ticked for this long.
 const LIVE_WINDOW_SECS: i64 = 30;
 
+/// What the endpoints report on.
+#[derive(Clone)]
+pub struct Probe {
+    /// Shared Redis connection (readiness ping, queue gauges).
+    pub redis: ConnectionManager,
+    /// Whether the loops turn.
+    pub health: Arc<Health>,
+    /// Quiet/stopping.
+    pub control: Control,
+    /// Running jobs.
+    pub busy: Arc<Busy>,
+    /// This process's metrics.
+    pub metrics: Arc<Metrics>,
+}
+
 /// Serves until the process exits.
-pub async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
-    if let Err(e) = axum::serve(listener, router(shared)).await {
+pub async fn serve(listener: tokio::net::TcpListener, probe: Probe) {
+    if let Err(e) = axum::serve(listener, router(probe)).await {
         tracing::error!(error = %e, "metrics server stopped");
     }
 }
 
 /// The routes.
-pub fn router(shared: Arc<Shared>) -> Router {
+pub fn router(shared: Probe) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/health/live", get(live))
@@ -36,8 +55,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
-async fn live(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
-    let since = shared.since_tick();
+async fn live(State(shared): State<Probe>) -> impl IntoResponse {
+    let since = shared.health.since_tick();
     let status = if since <= LIVE_WINDOW_SECS {
         StatusCode::OK
     } else {
@@ -51,7 +70,7 @@ async fn live(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
     )
 }
 
-async fn ready(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
+async fn ready(State(shared): State<Probe>) -> impl IntoResponse {
     let t0 = Instant::now();
     let mut conn = shared.redis.clone();
     let ping = tokio::time::timeout(
@@ -61,7 +80,7 @@ async fn ready(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
     .await;
     let redis_ok = matches!(ping, Ok(Ok(_)));
     let took_ms = t0.elapsed().as_millis() as u64;
-    let (quiet, stopping) = (shared.is_quiet(), shared.is_stopping());
+    let (quiet, stopping) = (shared.control.is_quiet(), shared.control.is_stopping());
     let ok = redis_ok && !quiet && !stopping;
     let status = if ok {
         StatusCode::OK
@@ -83,24 +102,28 @@ async fn ready(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
             "status": state,
             "checks": {"redis": {"status": if redis_ok { "ok" } else { "error" }, "took_ms": took_ms}},
             "quiet": quiet,
-            "busy": shared.busy(),
+            "busy": shared.busy.len(),
         })),
     )
 }
 
-async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
+async fn metrics(State(shared): State<Probe>) -> impl IntoResponse {
     let mut out = String::with_capacity(8 * 1024);
     shared.metrics.render(&mut out);
     let usage = ProcessUsage::read();
-    let _ = writeln!(
-        out,
-        "# HELP process_resident_memory_bytes Resident memory.\n# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {}",
-        usage.rss_kb * 1024
+    prometheus::single(
+        &mut out,
+        "process_resident_memory_bytes",
+        "gauge",
+        "Resident memory.",
+        usage.rss_kb * 1024,
     );
-    let _ = writeln!(
-        out,
-        "# HELP process_cpu_seconds_total CPU time.\n# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total {}",
-        usage.cpu_secs
+    prometheus::single(
+        &mut out,
+        "process_cpu_seconds_total",
+        "counter",
+        "CPU time.",
+        usage.cpu_secs,
     );
     // Queue-level numbers are the same on every pod: aggregate with max() in queries.
     let mut conn = shared.redis.clone();
@@ -111,21 +134,31 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
     })
     .await;
     if let Ok(Ok((queues, totals))) = cluster {
-        out.push_str("# HELP sidekiq_queue_enqueued_jobs Jobs waiting per queue.\n# TYPE sidekiq_queue_enqueued_jobs gauge\n");
+        prometheus::header(
+            &mut out,
+            "sidekiq_queue_enqueued_jobs",
+            "gauge",
+            "Jobs waiting per queue.",
+        );
         for q in &queues {
             let _ = writeln!(
                 out,
                 "sidekiq_queue_enqueued_jobs{{name=\"{}\"}} {}",
-                esc(&q.name),
+                escape(&q.name),
                 q.size
             );
         }
-        out.push_str("# HELP sidekiq_queue_latency_seconds Age of the oldest job per queue.\n# TYPE sidekiq_queue_latency_seconds gauge\n");
+        prometheus::header(
+            &mut out,
+            "sidekiq_queue_latency_seconds",
+            "gauge",
+            "Age of the oldest job per queue.",
+        );
         for q in &queues {
             let _ = writeln!(
                 out,
                 "sidekiq_queue_latency_seconds{{name=\"{}\"}} {:.3}",
-                esc(&q.name),
+                escape(&q.name),
                 q.latency_secs
             );
         }
@@ -174,11 +207,8 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
                 totals.failed,
             ),
         ] {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
-            );
+            prometheus::single(&mut out, name, kind, help, v);
         }
     }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+    ([(header::CONTENT_TYPE, prometheus::CONTENT_TYPE)], out)
 }

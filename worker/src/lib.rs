@@ -6,35 +6,46 @@
 //! metrics. It keeps no state of its own (Redis and SMTP only), so it scales freely.
 //!
 //! # Layout
-//! - [`config`]: settings from environment variables.
-//! - [`runner`]: start, the fetch loop, job execution, quiet/stop/shutdown.
-//! - [`fetch`]: reliable fetch into private in-progress lists, and their recovery.
-//! - [`outcome`]: releasing a lease and recording the result in one Lua script.
-//! - [`progress`]: exact bulk-send counters, reconciled when the Web UI removes jobs.
-//! - [`retry`]: Sidekiq's failure handling (backoff, retry set, dead set).
-//! - [`scheduler`]: moving due jobs from `retry` and `schedule` to their queues.
-//! - [`heartbeat`]: the Busy-page heartbeat, stats flush and Web UI signals.
-//! - [`stats`]: `stat:*` counters and the Sidekiq 7/8 Metrics-page data.
+//! Roles, as Sidekiq splits them; each depends only on the ones below it:
+//! - [`launcher`]: start, the task set, and the stop sequence against one deadline.
+//! - [`manager`]: the fetch loop, worker slots, one task per job, the hard stop.
+//! - [`processor`]: one job to its end: execute in isolation, decide, record.
+//! - [`step`]: the same, one step at a time, for tests and tools.
+//! - [`tasks`]: the heartbeat, the scheduled-job poller, the recovery loop.
 //! - [`jobs`]: handlers by job class; [`mailer`]: templates; [`smtp`]: pooled SMTP connections.
-//! - [`metrics`], [`http`]: `/metrics`, `/health/live`, `/health/ready`.
-//! - [`clock`]: wall time with an offset tests can move.
+//! - [`retry`]: Sidekiq's failure handling (backoff, retry set, dead set).
+//! - [`store`]: every Redis round trip and Lua script.
+//! - [`http`]: `/metrics`, `/health/live`, `/health/ready`.
+//!
+//! Leaf types: [`decision`] (what became of a job), [`control`] (quiet/stop, the signal
+//! table, the stop deadline), [`busy`] (running jobs), [`health`], [`identity`], [`queues`],
+//! [`stats`] and [`metrics`] (counters), [`config`], [`clock`].
 
+pub mod busy;
 pub mod clock;
 pub mod config;
-pub mod fetch;
-pub mod heartbeat;
+pub mod control;
+pub mod decision;
+pub mod health;
 pub mod http;
+pub mod identity;
 pub mod jobs;
+pub mod launcher;
 pub mod mailer;
+pub mod manager;
 pub mod metrics;
-pub mod outcome;
-pub mod progress;
+pub mod processor;
+pub mod queues;
 pub mod retry;
-pub mod runner;
-pub mod scheduler;
 pub mod smtp;
 pub mod stats;
+pub mod step;
+pub mod store;
+pub mod tasks;
 
 pub use clock::Clock;
 pub use config::Settings;
-pub use runner::{Handle, start};
+pub use control::Signal;
+pub use decision::Decision;
+pub use launcher::{Handle, start};
+pub use step::{Step, Stepper};

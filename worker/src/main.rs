@@ -2,24 +2,16 @@
 //!
 //! The binary is PID 1 in its container, so it installs its own handlers: TERM/INT stop
 //! gracefully (a second one exits at once), TSTP quiets (never suspends), TTIN logs the
-//! running jobs.
+//! running jobs — through the same signal table as the Web UI's Quiet and Stop buttons.
 
 use anyhow::Context;
-use mail_worker::{Clock, Settings};
+use mail_worker::{Clock, Settings, Signal};
 use tokio::signal::unix::{SignalKind, signal};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_current_span(false)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,lettre=warn".into()),
-        )
-        .init();
     let settings = Settings::from_env().context("configuration")?;
+    service_runtime::logging::init(&settings.log_filter);
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut tstp = signal(SignalKind::from_raw(libc::SIGTSTP))?;
@@ -30,23 +22,29 @@ async fn main() -> anyhow::Result<()> {
         _ = term.recv() => return Ok(()),
         _ = int.recv() => return Ok(()),
     };
-    let controls = handle.controls();
+    let remote = handle.remote();
     tokio::spawn(async move {
         let mut stops = 0;
         loop {
-            tokio::select! {
-                _ = term.recv() => stops += 1,
-                _ = int.recv() => stops += 1,
-                _ = tstp.recv() => { controls.quiet(); continue; }
-                _ = ttin.recv() => { controls.dump(); continue; }
+            let name = tokio::select! {
+                _ = term.recv() => "TERM",
+                _ = int.recv() => "INT",
+                _ = tstp.recv() => "TSTP",
+                _ = ttin.recv() => "TTIN",
+            };
+            let Some(sig) = Signal::from_name(name) else {
+                continue;
+            };
+            if sig == Signal::Stop {
+                stops += 1;
+                if stops > 1 {
+                    tracing::warn!(
+                        "second stop signal: exiting now; unfinished jobs stay in Redis for recovery"
+                    );
+                    std::process::exit(1);
+                }
             }
-            if stops > 1 {
-                tracing::warn!(
-                    "second stop signal: exiting now; unfinished jobs stay in Redis for recovery"
-                );
-                std::process::exit(1);
-            }
-            controls.stop();
+            remote.signal(sig);
         }
     });
     handle.wait().await

@@ -4,62 +4,13 @@
 //! existing dashboards and the HPA's External metric work unchanged. A small registry of
 //! our own: a handful of counters and histograms do not need a metrics framework.
 
+use service_runtime::prometheus::{
+    self, DURATION_BUCKETS, Histogram, QUEUE_LATENCY_BUCKETS, escape,
+};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-
-/// Seconds; job runtime and SMTP send buckets.
-const RUNTIME_BUCKETS: [f64; 12] = [
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-];
-/// Seconds from enqueue to start, up to yabeda's 6 h.
-const LATENCY_BUCKETS: [f64; 12] = [
-    0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0, 21600.0,
-];
-
-#[derive(Debug, Clone)]
-struct Histogram {
-    bounds: &'static [f64],
-    counts: Vec<u64>,
-    sum: f64,
-    count: u64,
-}
-
-impl Histogram {
-    fn new(bounds: &'static [f64]) -> Self {
-        Histogram {
-            bounds,
-            counts: vec![0; bounds.len()],
-            sum: 0.0,
-            count: 0,
-        }
-    }
-
-    fn observe(&mut self, v: f64) {
-        for (b, c) in self.bounds.iter().zip(self.counts.iter_mut()) {
-            if v <= *b {
-                *c += 1;
-            }
-        }
-        self.sum += v;
-        self.count += 1;
-    }
-
-    fn render(&self, out: &mut String, name: &str, labels: &str) {
-        let sep = if labels.is_empty() { "" } else { "," };
-        for (b, c) in self.bounds.iter().zip(&self.counts) {
-            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{b}\"}} {c}");
-        }
-        let _ = writeln!(
-            out,
-            "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}",
-            self.count
-        );
-        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum);
-        let _ = writeln!(out, "{name}_count{{{labels}}} {}", self.count);
-    }
-}
 
 #[derive(Debug, Default)]
 struct Families {
@@ -109,7 +60,7 @@ impl Metrics {
         }
         f.runtime
             .entry(key)
-            .or_insert_with(|| Histogram::new(&RUNTIME_BUCKETS))
+            .or_insert_with(|| Histogram::new(&DURATION_BUCKETS))
             .observe(secs);
     }
 
@@ -118,7 +69,7 @@ impl Metrics {
         self.lock()
             .latency
             .entry(queue.to_owned())
-            .or_insert_with(|| Histogram::new(&LATENCY_BUCKETS))
+            .or_insert_with(|| Histogram::new(&QUEUE_LATENCY_BUCKETS))
             .observe(secs.max(0.0));
     }
 
@@ -128,7 +79,7 @@ impl Metrics {
         *f.emails.entry(result).or_default() += 1;
         if let Some(s) = smtp_secs {
             f.smtp
-                .get_or_insert_with(|| Histogram::new(&RUNTIME_BUCKETS))
+                .get_or_insert_with(|| Histogram::new(&DURATION_BUCKETS))
                 .observe(s);
         }
     }
@@ -151,82 +102,111 @@ impl Metrics {
     /// The Prometheus text of this process's own series.
     pub fn render(&self, out: &mut String) {
         let f = self.lock();
-        out.push_str("# HELP sidekiq_jobs_executed_total Job executions, including failures.\n# TYPE sidekiq_jobs_executed_total counter\n");
+        prometheus::header(
+            out,
+            "sidekiq_jobs_executed_total",
+            "counter",
+            "Job executions, including failures.",
+        );
         for ((q, c), [n, _]) in &f.jobs {
             let _ = writeln!(
                 out,
                 "sidekiq_jobs_executed_total{{queue=\"{}\",worker=\"{}\"}} {n}",
-                esc(q),
-                esc(c)
+                escape(q),
+                escape(c)
             );
         }
-        out.push_str("# HELP sidekiq_jobs_failed_total Failed job executions.\n# TYPE sidekiq_jobs_failed_total counter\n");
+        prometheus::header(
+            out,
+            "sidekiq_jobs_failed_total",
+            "counter",
+            "Failed job executions.",
+        );
         for ((q, c), [_, n]) in &f.jobs {
             let _ = writeln!(
                 out,
                 "sidekiq_jobs_failed_total{{queue=\"{}\",worker=\"{}\"}} {n}",
-                esc(q),
-                esc(c)
+                escape(q),
+                escape(c)
             );
         }
-        out.push_str("# HELP sidekiq_jobs_success_total Successful job executions.\n# TYPE sidekiq_jobs_success_total counter\n");
+        prometheus::header(
+            out,
+            "sidekiq_jobs_success_total",
+            "counter",
+            "Successful job executions.",
+        );
         for ((q, c), [n, failed]) in &f.jobs {
             let _ = writeln!(
                 out,
                 "sidekiq_jobs_success_total{{queue=\"{}\",worker=\"{}\"}} {}",
-                esc(q),
-                esc(c),
+                escape(q),
+                escape(c),
                 n - failed
             );
         }
-        out.push_str("# HELP sidekiq_job_runtime_seconds Job execution time.\n# TYPE sidekiq_job_runtime_seconds histogram\n");
+        prometheus::header(
+            out,
+            "sidekiq_job_runtime_seconds",
+            "histogram",
+            "Job execution time.",
+        );
         for ((q, c), h) in &f.runtime {
             h.render(
                 out,
                 "sidekiq_job_runtime_seconds",
-                &format!("queue=\"{}\",worker=\"{}\"", esc(q), esc(c)),
+                &format!("queue=\"{}\",worker=\"{}\"", escape(q), escape(c)),
             );
         }
-        out.push_str("# HELP sidekiq_job_latency_seconds Time from enqueue to start.\n# TYPE sidekiq_job_latency_seconds histogram\n");
+        prometheus::header(
+            out,
+            "sidekiq_job_latency_seconds",
+            "histogram",
+            "Time from enqueue to start.",
+        );
         for (q, h) in &f.latency {
             h.render(
                 out,
                 "sidekiq_job_latency_seconds",
-                &format!("queue=\"{}\"", esc(q)),
+                &format!("queue=\"{}\"", escape(q)),
             );
         }
-        out.push_str("# HELP mailer_emails_sent_total Mail outcomes.\n# TYPE mailer_emails_sent_total counter\n");
+        prometheus::header(out, "mailer_emails_sent_total", "counter", "Mail outcomes.");
         for (r, n) in &f.emails {
             let _ = writeln!(out, "mailer_emails_sent_total{{result=\"{r}\"}} {n}");
         }
-        out.push_str("# HELP mailer_smtp_send_seconds SMTP transaction time.\n# TYPE mailer_smtp_send_seconds histogram\n");
+        prometheus::header(
+            out,
+            "mailer_smtp_send_seconds",
+            "histogram",
+            "SMTP transaction time.",
+        );
         if let Some(h) = &f.smtp {
             h.render(out, "mailer_smtp_send_seconds", "");
         }
         drop(f);
-        let _ = writeln!(
+        prometheus::single(
             out,
-            "# HELP sidekiq_busy_workers Jobs running in this process.\n# TYPE sidekiq_busy_workers gauge\nsidekiq_busy_workers {}",
-            self.busy.load(Ordering::Relaxed)
+            "sidekiq_busy_workers",
+            "gauge",
+            "Jobs running in this process.",
+            self.busy.load(Ordering::Relaxed),
         );
-        let _ = writeln!(
+        prometheus::single(
             out,
-            "# HELP sidekiq_concurrency Worker slots of this process.\n# TYPE sidekiq_concurrency gauge\nsidekiq_concurrency {}",
-            self.concurrency.load(Ordering::Relaxed)
+            "sidekiq_concurrency",
+            "gauge",
+            "Worker slots of this process.",
+            self.concurrency.load(Ordering::Relaxed),
         );
-        let _ = writeln!(
+        prometheus::single(
             out,
-            "# HELP mailworker_recovered_jobs_total Jobs moved back from dead processes' in-progress lists.\n# TYPE mailworker_recovered_jobs_total counter\nmailworker_recovered_jobs_total {}",
-            self.recovered.load(Ordering::Relaxed)
+            "mailworker_recovered_jobs_total",
+            "counter",
+            "Jobs moved back from dead processes' in-progress lists.",
+            self.recovered.load(Ordering::Relaxed),
         );
     }
-}
-
-/// Escapes a label value.
-pub fn esc(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 #[cfg(test)]
@@ -256,6 +236,5 @@ mod tests {
         ));
         assert!(out.contains("sidekiq_job_latency_seconds_bucket{queue=\"default\",le=\"5\"} 1"));
         assert!(out.contains("mailer_emails_sent_total{result=\"sent\"} 1"));
-        assert_eq!(esc("a\"b"), "a\\\"b");
     }
 }

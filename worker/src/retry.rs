@@ -1,49 +1,17 @@
 //! What happens to a failed job, exactly as Sidekiq's `job_retry.rb` decides it.
 //!
 //! Given the payload as fetched and the error, [`plan_failure`] returns the new payload and
-//! where it goes: the `retry` set (at now + backoff), the `dead` set, or nowhere (discarded).
+//! where it goes, as a [`Decision`]: the `retry` set (at now + backoff), the `dead` set, or
+//! nowhere (discarded).
 
+use crate::decision::Decision;
+use crate::jobs::Failure;
 use sidekiq_wire::Job;
 use sidekiq_wire::Timestamp;
-use sidekiq_wire::backtrace;
 use sidekiq_wire::job::BacktraceOption;
 
 /// Longest `error_message` stored (Sidekiq truncates at 10,000 characters).
 const MAX_ERROR_MESSAGE: usize = 10_000;
-
-/// Where a failed job goes.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Disposition {
-    /// `ZADD retry <at> <payload>`.
-    Retry {
-        /// When it runs again.
-        at: Timestamp,
-        /// The payload to store.
-        payload: String,
-    },
-    /// `ZADD dead <now> <payload>` plus Sidekiq's trimming.
-    Dead {
-        /// The payload to store.
-        payload: String,
-    },
-    /// `retry: false`, or exhausted with `dead: false`: dropped, as Ruby does.
-    Discard,
-}
-
-/// A failure as the retry handler needs it.
-#[derive(Debug, Clone)]
-pub struct Failure {
-    /// Shown as `error_class` (e.g. `SmtpTransientError`).
-    pub class: String,
-    /// Shown as `error_message`.
-    pub message: String,
-    /// Lines for `error_backtrace` when the job asks for one (the error's cause chain).
-    pub backtrace: Vec<String>,
-    /// Skip the retry set: the job can never succeed as it is (bad args, unknown class,
-    /// permanent SMTP rejection). It goes straight to the dead set, where a person can
-    /// fix and retry it from the Web UI.
-    pub permanent: bool,
-}
 
 /// Sidekiq 8's backoff in seconds: `count⁴ + 15 + rand(10·(count+1))`.
 /// `jitter` is a uniform sample in `[0, 1)`.
@@ -62,21 +30,20 @@ pub fn plan_failure(
     failure: &Failure,
     now: Timestamp,
     jitter: f64,
-) -> Disposition {
+) -> Decision {
     let Some(max) = job.retry().max_retries() else {
-        return Disposition::Discard;
+        return Decision::Discarded;
     };
     let queue = job.retry_queue().unwrap_or(fetched_queue).to_owned();
     job.set_queue(queue);
-    job.set("error_message", truncate(&failure.message).into());
-    job.set("error_class", failure.class.clone().into());
+    job.set_error(&failure.class, &truncate(&failure.message));
     let count = match job.retry_count() {
         Some(previous) => {
-            job.set("retried_at", now.to_json());
+            job.set_retried_at(now);
             previous + 1
         }
         None => {
-            job.set("failed_at", now.to_json());
+            job.set_failed_at(now);
             0
         }
     };
@@ -84,30 +51,27 @@ pub fn plan_failure(
     // The retry and dead pages need `failed_at` even when a job arrives with a retry_count
     // but no failed_at (hand-written or foreign payloads); Ruby would 500 on those.
     if job.failed_at().is_none() {
-        job.set("failed_at", now.to_json());
+        job.set_failed_at(now);
     }
-    match job.backtrace_option() {
-        BacktraceOption::None => {}
-        BacktraceOption::All => job.set(
-            "error_backtrace",
-            backtrace::encode(&failure.backtrace).into(),
-        ),
-        BacktraceOption::Lines(n) => {
-            let lines: Vec<String> = failure.backtrace.iter().take(n).cloned().collect();
-            job.set("error_backtrace", backtrace::encode(&lines).into());
-        }
+    let keep = match job.backtrace_option() {
+        BacktraceOption::None => 0,
+        BacktraceOption::All => failure.backtrace.len(),
+        BacktraceOption::Lines(n) => n.min(failure.backtrace.len()),
+    };
+    if job.backtrace_option() != BacktraceOption::None {
+        job.set_error_backtrace(&failure.backtrace[..keep]);
     }
-    job.remove("at");
+    job.clear_at();
     if failure.permanent || count >= max {
         if job.dead_set_enabled() {
-            Disposition::Dead {
+            Decision::Dead {
                 payload: job.to_json_string(),
             }
         } else {
-            Disposition::Discard
+            Decision::Discarded
         }
     } else {
-        Disposition::Retry {
+        Decision::Retry {
             at: now.plus_secs(backoff_secs(count, jitter)),
             payload: job.to_json_string(),
         }
@@ -167,7 +131,7 @@ mod tests {
         for attempt in 0..4 {
             let j = Job::parse(&payload).unwrap();
             match plan_failure(j, "default", &failure(), now, 0.5) {
-                Disposition::Retry { at, payload: p } => {
+                Decision::Retry { at, payload: p } => {
                     assert!(attempt < 3, "attempt {attempt} must not retry");
                     let f = fields(&p);
                     assert_eq!(f["retry_count"], attempt);
@@ -182,11 +146,11 @@ mod tests {
                     scores.push(at.as_secs() - now.as_secs());
                     payload = p;
                 }
-                Disposition::Dead { payload: p } => {
+                Decision::Dead { payload: p } => {
                     assert_eq!(attempt, 3);
                     assert_eq!(fields(&p)["retry_count"], 3);
                 }
-                Disposition::Discard => panic!("retry: 3 never discards"),
+                other => panic!("retry: 3 never discards: {other:?}"),
             }
         }
         assert_eq!(scores, vec![15.0 + 5.0, 16.0 + 10.0, 31.0 + 15.0]);
@@ -197,16 +161,16 @@ mod tests {
         let now = Timestamp::now();
         assert_eq!(
             plan_failure(job(Retry::Disabled), "default", &failure(), now, 0.0),
-            Disposition::Discard
+            Decision::Discarded
         );
         assert!(matches!(
             plan_failure(job(Retry::Max(0)), "default", &failure(), now, 0.0),
-            Disposition::Dead { .. }
+            Decision::Dead { .. }
         ));
-        let no_dead = job(Retry::Max(0)).with("dead", json!(false));
+        let no_dead = job(Retry::Max(0)).with("dead", json!(false)).unwrap();
         assert_eq!(
             plan_failure(no_dead, "default", &failure(), now, 0.0),
-            Disposition::Discard
+            Decision::Discarded
         );
     }
 
@@ -216,7 +180,7 @@ mod tests {
         f.permanent = true;
         assert!(matches!(
             plan_failure(job(Retry::Max(3)), "default", &f, Timestamp::now(), 0.0),
-            Disposition::Dead { .. }
+            Decision::Dead { .. }
         ));
     }
 
@@ -224,9 +188,10 @@ mod tests {
     fn retry_queue_and_backtrace_and_unknown_keys() {
         let j = job(Retry::Default)
             .with("retry_queue", json!("low"))
-            .with("backtrace", json!(1))
-            .with("bid", json!("B1"));
-        let Disposition::Retry { payload, .. } =
+            .and_then(|j| j.with("backtrace", json!(1)))
+            .and_then(|j| j.with("bid", json!("B1")))
+            .unwrap();
+        let Decision::Retry { payload, .. } =
             plan_failure(j, "default", &failure(), Timestamp::now(), 0.0)
         else {
             panic!()
@@ -242,8 +207,9 @@ mod tests {
     fn manual_retry_count_of_minus_one_continues() {
         let j = job(Retry::Max(3))
             .with("retry_count", json!(-1))
-            .with("failed_at", json!(1.5));
-        let Disposition::Retry { payload, .. } =
+            .and_then(|j| j.with("failed_at", json!(1.5)))
+            .unwrap();
+        let Decision::Retry { payload, .. } =
             plan_failure(j, "default", &failure(), Timestamp::now(), 0.0)
         else {
             panic!()
@@ -260,7 +226,7 @@ mod tests {
     fn long_messages_are_truncated_on_a_char_boundary() {
         let mut f = failure();
         f.message = "あ".repeat(20_000);
-        let Disposition::Retry { payload, .. } =
+        let Decision::Retry { payload, .. } =
             plan_failure(job(Retry::Max(3)), "default", &f, Timestamp::now(), 0.0)
         else {
             panic!()

@@ -56,7 +56,7 @@ impl SmtpPool {
             credentials: settings
                 .smtp_credentials
                 .as_ref()
-                .map(|(u, p)| Credentials::new(u.clone(), p.clone())),
+                .map(|(u, p)| Credentials::new(u.clone(), p.expose().to_owned())),
             hello: ClientId::default(),
             timeout: settings.smtp_timeout,
             max_idle: settings.concurrency,

@@ -2,7 +2,7 @@
 //! data of Sidekiq 7 and 8, accumulated in memory and flushed with every heartbeat, as Ruby
 //! does. A flush that fails is merged back, so counts survive a Redis outage.
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use sidekiq_wire::keys;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -56,59 +56,6 @@ impl Pending {
     pub fn is_empty(&self) -> bool {
         self.processed == 0 && self.failed == 0 && self.minutes.is_empty()
     }
-
-    /// Adds the flush commands to `pipe` (daily keys dated `now`, UTC).
-    pub fn write(&self, pipe: &mut redis::Pipeline, now: DateTime<Utc>) {
-        if self.processed > 0 {
-            let daily = keys::stat_processed_daily(now);
-            pipe.incr(keys::STAT_PROCESSED, self.processed).ignore();
-            pipe.incr(&daily, self.processed).ignore();
-            pipe.expire(&daily, keys::STATS_TTL_SECS).ignore();
-        }
-        if self.failed > 0 {
-            let daily = keys::stat_failed_daily(now);
-            pipe.incr(keys::STAT_FAILED, self.failed).ignore();
-            pipe.incr(&daily, self.failed).ignore();
-            pipe.expire(&daily, keys::STATS_TTL_SECS).ignore();
-        }
-        for (minute, classes) in &self.minutes {
-            let Some(at) = Utc.timestamp_opt(*minute, 0).single() else {
-                continue;
-            };
-            let hashes = [
-                (keys::metrics_minute_v7(at), keys::METRICS_TTL_SECS),
-                (keys::metrics_minute_v8(at), keys::METRICS_TTL_SECS),
-                (
-                    keys::metrics_ten_minutes_v8(at),
-                    keys::METRICS_MID_TERM_TTL_SECS,
-                ),
-            ];
-            for (key, ttl) in &hashes {
-                for (class, m) in classes {
-                    for (suffix, n) in [("p", m.p), ("f", m.f), ("ms", m.ms)] {
-                        if n > 0 {
-                            pipe.hincr(key, format!("{class}|{suffix}"), n).ignore();
-                        }
-                    }
-                }
-                pipe.expire(key, *ttl).ignore();
-            }
-            for (class, m) in classes {
-                if m.hist.iter().all(|n| *n == 0) {
-                    continue;
-                }
-                for key in [keys::histogram_v7(class, at), keys::histogram_v8(class, at)] {
-                    let mut cmd = redis::cmd("BITFIELD");
-                    cmd.arg(&key).arg("OVERFLOW").arg("SAT");
-                    for (i, n) in m.hist.iter().enumerate().filter(|(_, n)| **n > 0) {
-                        cmd.arg("INCRBY").arg("u16").arg(format!("#{i}")).arg(*n);
-                    }
-                    pipe.add_command(cmd).ignore();
-                    pipe.expire(&key, keys::METRICS_TTL_SECS).ignore();
-                }
-            }
-        }
-    }
 }
 
 /// The accumulator shared by all worker slots.
@@ -156,6 +103,7 @@ impl Stats {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::TimeZone;
 
     #[test]
     fn successes_count_time_and_histogram_failures_do_not() {

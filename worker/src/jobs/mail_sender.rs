@@ -4,10 +4,9 @@
 //! even if simulated errors are on), then the seed's error simulation (about 30% of attempts
 //! fail), then SMTP.
 
-use super::{JobContext, Performed};
-use crate::outcome;
-use crate::retry::Failure;
+use super::{Failure, JobContext, Performed};
 use mail_protocol::MailSenderArgs;
+use mail_protocol::progress::already_sent;
 use sidekiq_wire::Job;
 
 /// Share of attempts that fail when `simulate_error` is set (the seed's `rand < 0.3`).
@@ -21,7 +20,7 @@ pub(super) async fn perform(ctx: &JobContext, job: &Job) -> Result<Performed, Fa
         permanent: true,
     })?;
     let mut redis = ctx.redis.clone();
-    match outcome::already_sent(&mut redis, job.jid()).await {
+    match already_sent(&mut redis, job.jid()).await {
         Ok(true) => return Ok(Performed::AlreadyDelivered),
         Ok(false) => {}
         Err(e) => {

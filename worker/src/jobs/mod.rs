@@ -8,7 +8,6 @@ mod mail_sender;
 
 use crate::clock::Clock;
 use crate::mailer::Mailer;
-use crate::retry::Failure;
 use sidekiq_wire::Job;
 use std::sync::Arc;
 
@@ -24,6 +23,21 @@ pub struct JobContext {
     pub redis: redis::aio::ConnectionManager,
     /// The worker's clock.
     pub clock: Clock,
+}
+
+/// A failed run, as the retry handler ([`crate::retry`]) needs it.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// Shown as `error_class` (e.g. `SmtpTransientError`).
+    pub class: String,
+    /// Shown as `error_message`.
+    pub message: String,
+    /// Lines for `error_backtrace` when the job asks for one (the error's cause chain).
+    pub backtrace: Vec<String>,
+    /// Skip the retry set: the job can never succeed as it is (bad args, unknown class,
+    /// permanent SMTP rejection). It goes straight to the dead set, where a person can
+    /// fix and retry it from the Web UI.
+    pub permanent: bool,
 }
 
 /// A successful run.

@@ -2,6 +2,7 @@
 
 use super::*;
 use mail_parser::MimeHeaders;
+use sidekiq_wire::keys;
 use std::collections::BTreeSet;
 use test_services::wait_until;
 
@@ -58,7 +59,7 @@ async fn ruby_enqueued_mail_jobs_are_delivered_with_text_and_html_parts() {
     assert_eq!(smtp.count(), 50, "no extra mails");
     let p = progress(&redis, 7).await;
     assert_eq!((p.failed, p.retrying), (0, 0));
-    assert_eq!(llen(&redis, &MAIL_QUEUE_KEY()).await, 0);
+    assert_eq!(redis.llen("queue:default").await, 0);
     assert_eq!(inprogress_total(&redis).await, 0);
     wait_until(Duration::from_secs(5), "stat:processed flushed", || async {
         let mut c = redis.conn().await;
@@ -290,6 +291,35 @@ async fn metrics_and_health_endpoints() {
             .status(),
         200
     );
+    worker.stop();
+    worker.wait().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_stalled_or_dropped_smtp_connection_costs_no_worker_slot() {
+    let redis = RedisServer::start();
+    let smtp = SmtpServer::start().await;
+    smtp.push_fault(test_services::Fault::Stall);
+    smtp.push_fault(test_services::Fault::Drop);
+    let client = sidekiq_wire::Client::connect(&redis.url()).await.unwrap();
+    let mut s = settings(&redis, &smtp);
+    s.concurrency = 1; // one slot: if a failure leaked it, nothing after would run
+    let worker = start(s).await;
+    client.push(mail("a@example.test", 6)).await.unwrap();
+    client.push(mail("b@example.test", 6)).await.unwrap();
+    wait_until(Duration::from_secs(15), "two retries", || async {
+        (redis.zcard("retry").await == 2).then_some(())
+    })
+    .await;
+    client.push(mail("c@example.test", 6)).await.unwrap();
+    smtp.wait_for(1, Duration::from_secs(10)).await;
+    worker.clock().advance(60.0);
+    smtp.wait_for(3, Duration::from_secs(15)).await;
+    wait_until(Duration::from_secs(5), "exact progress", || async {
+        let p = progress(&redis, 6).await;
+        (p.sent == 3 && p.retrying == 0).then_some(())
+    })
+    .await;
     worker.stop();
     worker.wait().await.unwrap();
 }

@@ -1,9 +1,12 @@
-//! Failures: SMTP faults, retry timing, the dead set, bad payloads, exact progress.
+//! Failures: SMTP faults, retry timing, the dead set, bad payloads, exact progress — driven
+//! step by step through [`mail_worker::Stepper`], so each test says exactly which attempt it
+//! looks at and moves the clock instead of waiting.
 
 use super::*;
+use mail_worker::Decision;
 use serde_json::json;
 use sidekiq_wire::{Client, Job, Timestamp};
-use test_services::{Fault, wait_until};
+use test_services::Fault;
 
 #[tokio::test]
 async fn smtp_4xx_goes_to_the_retry_set_as_ruby_reads_it_then_succeeds_after_the_backoff() {
@@ -12,15 +15,22 @@ async fn smtp_4xx_goes_to_the_retry_set_as_ruby_reads_it_then_succeeds_after_the
     smtp.push_fault(Fault::Reply(451, "4.7.1 try again later".into()));
     let client = Client::connect(&redis.url()).await.unwrap();
     let jid = client
-        .push(mail("r@example.test", 3).with("backtrace", json!(true)))
+        .push(
+            mail("r@example.test", 3)
+                .with("backtrace", json!(true))
+                .unwrap(),
+        )
         .await
         .unwrap();
-    let worker = start(settings(&redis, &smtp)).await;
+    let worker = stepper(&settings(&redis, &smtp)).await;
     let before = Timestamp::now().as_secs();
-    wait_until(Duration::from_secs(10), "retry entry", || async {
-        (zcard(&redis, "retry").await == 1).then_some(())
-    })
-    .await;
+    let first = step(&worker).await;
+    assert_eq!(first.jid, jid);
+    assert!(
+        matches!(first.decision, Decision::Retry { .. }),
+        "{first:?}"
+    );
+    assert_eq!(redis.zcard("retry").await, 1);
     let (entry, score) = zmembers(&redis, "retry").await.remove(0);
     assert_eq!(entry["jid"], json!(jid));
     assert_eq!(entry["retry_count"], 0);
@@ -63,17 +73,17 @@ async fn smtp_4xx_goes_to_the_retry_set_as_ruby_reads_it_then_succeeds_after_the
     );
     assert!((ruby["at"].as_f64().unwrap() - score).abs() < 0.001);
     assert_eq!(smtp.count(), 0);
-    // Move the worker's clock past the backoff: the scheduler enqueues it and it is delivered.
+    // Not due yet: the poller leaves it where it is.
+    assert_eq!(worker.enqueue_due().await.unwrap(), 0);
+    assert_eq!(worker.process_one().await.unwrap(), Step::QueueEmpty);
+    // Move the clock past the backoff: the poller enqueues it and it is delivered.
     worker.clock().advance(30.0);
-    smtp.wait_for(1, Duration::from_secs(10)).await;
-    wait_until(Duration::from_secs(5), "progress sent", || async {
-        let p = progress(&redis, 3).await;
-        (p.sent == 1 && p.retrying == 0 && p.failed == 0).then_some(())
-    })
-    .await;
-    assert_eq!(zcard(&redis, "retry").await, 0);
-    worker.stop();
-    worker.wait().await.unwrap();
+    assert_eq!(worker.enqueue_due().await.unwrap(), 1);
+    assert_eq!(step(&worker).await.decision, Decision::Delivered);
+    assert_eq!(smtp.count(), 1);
+    let p = progress(&redis, 3).await;
+    assert!(p.sent == 1 && p.retrying == 0 && p.failed == 0, "{p:?}");
+    assert_eq!(redis.zcard("retry").await, 0);
 }
 
 #[tokio::test]
@@ -85,16 +95,14 @@ async fn retry_3_ends_in_the_dead_set_after_four_attempts_read_by_ruby_dead_set(
     }
     let client = Client::connect(&redis.url()).await.unwrap();
     let jid = client.push(mail("d@example.test", 4)).await.unwrap();
-    let worker = start(settings(&redis, &smtp)).await;
+    let worker = stepper(&settings(&redis, &smtp)).await;
     for attempt in 0..3 {
-        wait_until(Duration::from_secs(10), "retry entry", || async {
-            let m = zmembers(&redis, "retry").await;
-            m.first()
-                .filter(|(e, _)| e["retry_count"] == attempt)
-                .map(|_| ())
-        })
-        .await;
+        assert!(matches!(
+            step(&worker).await.decision,
+            Decision::Retry { .. }
+        ));
         let (entry, score) = zmembers(&redis, "retry").await.remove(0);
+        assert_eq!(entry["retry_count"], attempt);
         let last = entry
             .get("retried_at")
             .or(entry.get("failed_at"))
@@ -115,12 +123,14 @@ async fn retry_3_ends_in_the_dead_set_after_four_attempts_read_by_ruby_dead_set(
             );
         }
         worker.clock().advance(low + spread + 1.0);
+        assert_eq!(worker.enqueue_due().await.unwrap(), 1);
     }
-    wait_until(Duration::from_secs(10), "dead entry", || async {
-        (zcard(&redis, "dead").await == 1).then_some(())
-    })
-    .await;
-    assert_eq!(zcard(&redis, "retry").await, 0);
+    assert!(matches!(
+        step(&worker).await.decision,
+        Decision::Dead { .. }
+    ));
+    assert_eq!(redis.zcard("dead").await, 1);
+    assert_eq!(redis.zcard("retry").await, 0);
     let p = progress(&redis, 4).await;
     assert_eq!((p.sent, p.failed, p.retrying), (0, 1, 0));
     let ruby = test_services::ruby::json(
@@ -134,8 +144,6 @@ async fn retry_3_ends_in_the_dead_set_after_four_attempts_read_by_ruby_dead_set(
         json!({"jid": jid, "count": 3, "class": "SmtpTransientError"})
     );
     assert_eq!(smtp.transactions(), 4, "1 attempt + 3 retries");
-    worker.stop();
-    worker.wait().await.unwrap();
 }
 
 #[tokio::test]
@@ -145,36 +153,32 @@ async fn smtp_5xx_is_permanent_and_goes_straight_to_the_dead_set() {
     smtp.push_fault(Fault::Reply(550, "5.1.1 no such user".into()));
     let client = Client::connect(&redis.url()).await.unwrap();
     client.push(mail("nobody@example.test", 5)).await.unwrap();
-    let worker = start(settings(&redis, &smtp)).await;
-    wait_until(Duration::from_secs(10), "dead entry", || async {
-        (zcard(&redis, "dead").await == 1).then_some(())
-    })
-    .await;
+    let worker = stepper(&settings(&redis, &smtp)).await;
+    assert!(matches!(
+        step(&worker).await.decision,
+        Decision::Dead { .. }
+    ));
+    assert_eq!(redis.zcard("dead").await, 1);
     let (entry, _) = zmembers(&redis, "dead").await.remove(0);
     assert_eq!(entry["error_class"], "SmtpPermanentError");
     assert!(entry["error_message"].as_str().unwrap().contains("550"));
-    assert_eq!(zcard(&redis, "retry").await, 0);
+    assert_eq!(redis.zcard("retry").await, 0);
     assert_eq!(progress(&redis, 5).await.failed, 1);
-    worker.stop();
-    worker.wait().await.unwrap();
 }
 
 #[tokio::test]
-async fn stalled_and_dropped_smtp_connections_are_retried_and_cost_no_worker_slot() {
+async fn stalled_and_dropped_smtp_connections_are_retried() {
     let redis = RedisServer::start();
     let smtp = SmtpServer::start().await;
     smtp.push_fault(Fault::Stall);
     smtp.push_fault(Fault::Drop);
     let client = Client::connect(&redis.url()).await.unwrap();
-    let mut s = settings(&redis, &smtp);
-    s.concurrency = 1; // one slot: if a failure leaked it, nothing after would run
-    let worker = start(s).await;
+    let worker = stepper(&settings(&redis, &smtp)).await;
     client.push(mail("a@example.test", 6)).await.unwrap();
     client.push(mail("b@example.test", 6)).await.unwrap();
-    wait_until(Duration::from_secs(15), "two retries", || async {
-        (zcard(&redis, "retry").await == 2).then_some(())
-    })
-    .await;
+    let steps = worker.drain().await.unwrap();
+    assert_eq!(steps.len(), 2);
+    assert_eq!(redis.zcard("retry").await, 2);
     let classes: Vec<String> = zmembers(&redis, "retry")
         .await
         .iter()
@@ -189,16 +193,13 @@ async fn stalled_and_dropped_smtp_connections_are_retried_and_cost_no_worker_slo
         "a dropped connection is transient: {classes:?}"
     );
     client.push(mail("c@example.test", 6)).await.unwrap();
-    smtp.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(step(&worker).await.decision, Decision::Delivered);
     worker.clock().advance(60.0);
-    smtp.wait_for(3, Duration::from_secs(15)).await;
-    wait_until(Duration::from_secs(5), "exact progress", || async {
-        let p = progress(&redis, 6).await;
-        (p.sent == 3 && p.retrying == 0).then_some(())
-    })
-    .await;
-    worker.stop();
-    worker.wait().await.unwrap();
+    assert_eq!(worker.enqueue_due().await.unwrap(), 2);
+    assert_eq!(worker.drain().await.unwrap().len(), 2);
+    assert_eq!(smtp.count(), 3);
+    let p = progress(&redis, 6).await;
+    assert!(p.sent == 3 && p.retrying == 0, "exact progress: {p:?}");
 }
 
 #[tokio::test]
@@ -225,11 +226,16 @@ async fn malformed_json_unknown_class_and_bad_args_go_to_the_dead_set_never_drop
         .query_async(&mut c)
         .await
         .unwrap();
-    let worker = start(settings(&redis, &smtp)).await;
-    wait_until(Duration::from_secs(10), "4 dead", || async {
-        (zcard(&redis, "dead").await == 4).then_some(())
-    })
-    .await;
+    let worker = stepper(&settings(&redis, &smtp)).await;
+    let steps = worker.drain().await.unwrap();
+    assert_eq!(steps.len(), 4);
+    assert!(
+        steps
+            .iter()
+            .all(|s| matches!(s.decision, Decision::Dead { .. }) && s.recorded),
+        "{steps:?}"
+    );
+    assert_eq!(redis.zcard("dead").await, 4);
     let dead = zmembers(&redis, "dead").await;
     assert!(
         dead.iter().any(|(e, _)| e == &Value::String(raw.into())),
@@ -245,15 +251,14 @@ async fn malformed_json_unknown_class_and_bad_args_go_to_the_dead_set_never_drop
         2,
         "{classes:?}"
     );
-    assert_eq!(llen(&redis, "queue:default").await, 0);
+    assert_eq!(redis.llen("queue:default").await, 0);
     assert_eq!(inprogress_total(&redis).await, 0);
     // The Dead page renders all of them (the raw one as invalid JSON).
     let web = test_services::SidekiqWeb::start(&redis.url()).await;
     let (status, body) = web.get("/morgue").await;
     assert_eq!(status, 200);
     assert!(body.contains("Billing::Invoice"));
-    worker.stop();
-    worker.wait().await.unwrap();
+    worker.flush_stats().await.unwrap();
     // Ruby does not count malformed JSON in stats; the other three count as processed+failed.
     let processed: Option<u64> = redis::cmd("GET")
         .arg("stat:processed")
@@ -274,26 +279,27 @@ async fn simulated_errors_end_with_exact_counts() {
     let smtp = SmtpServer::start().await;
     let n = 200;
     ruby_push_mail(&redis, n, 9, "default", true).await;
-    let worker = start(settings(&redis, &smtp)).await;
-    // Advance past every backoff (≤ 3⁴+15+40 s) until all jobs have an outcome.
-    let p = wait_until(
-        Duration::from_secs(60),
-        "every job sent or dead",
-        || async {
-            worker.clock().advance(40.0);
-            let p = progress(&redis, 9).await;
-            (p.sent + p.failed == n as i64 && p.retrying == 0).then_some(p)
-        },
-    )
-    .await;
+    let worker = stepper(&settings(&redis, &smtp)).await;
+    // Each round runs everything enqueued, then moves the clock past every backoff
+    // (≤ 3⁴+15+40 s), until all jobs have an outcome.
+    let mut rounds = 0;
+    let p = loop {
+        worker.drain().await.unwrap();
+        let p = progress(&redis, 9).await;
+        if p.sent + p.failed == n as i64 && p.retrying == 0 {
+            break p;
+        }
+        rounds += 1;
+        assert!(rounds <= 4, "retry: 3 means at most 4 rounds: {p:?}");
+        worker.clock().advance(140.0);
+        worker.enqueue_due().await.unwrap();
+    };
     assert_eq!(
         p.sent as usize,
         smtp.count(),
         "sent counts messages the SMTP server accepted"
     );
-    assert_eq!(p.failed as u64, zcard(&redis, "dead").await);
+    assert_eq!(p.failed as u64, redis.zcard("dead").await);
     assert!(p.sent > 150, "0.3⁴ ≈ 1% of jobs die, got {p:?}");
     assert_eq!(inprogress_total(&redis).await, 0);
-    worker.stop();
-    worker.wait().await.unwrap();
 }

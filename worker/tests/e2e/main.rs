@@ -13,9 +13,9 @@ mod failures;
 mod no_loss;
 mod webui;
 
-use mail_worker::{Clock, Handle, Settings};
+use mail_worker::processor::Processed;
+use mail_worker::{Clock, Handle, Settings, Step, Stepper};
 use serde_json::Value;
-use sidekiq_wire::keys;
 use std::process::Stdio;
 use std::time::Duration;
 use test_services::{RedisServer, SmtpServer};
@@ -41,7 +41,22 @@ pub fn settings(redis: &RedisServer, smtp: &SmtpServer) -> Settings {
 
 /// Starts the worker in this process.
 pub async fn start(s: Settings) -> Handle {
+    service_runtime::logging::init_for_tests();
     mail_worker::start(s, Clock::system()).await.unwrap()
+}
+
+/// A worker that runs nothing on its own: the test drives it step by step.
+pub async fn stepper(s: &Settings) -> Stepper {
+    service_runtime::logging::init_for_tests();
+    Stepper::connect(s, Clock::system()).await.unwrap()
+}
+
+/// The one job `stepper` processes next (panics if every queue is empty).
+pub async fn step(stepper: &Stepper) -> Processed {
+    match stepper.process_one().await.unwrap() {
+        Step::Processed(p) => p,
+        Step::QueueEmpty => panic!("expected a job, every queue is empty"),
+    }
 }
 
 /// Environment variables that configure the binary like [`settings`].
@@ -74,14 +89,6 @@ pub fn spawn_binary(env: &[(&'static str, String)]) -> tokio::process::Child {
     cmd.spawn().unwrap()
 }
 
-pub async fn zcard(redis: &RedisServer, key: &str) -> u64 {
-    redis.zcard(key).await
-}
-
-pub async fn llen(redis: &RedisServer, key: &str) -> u64 {
-    redis.llen(key).await
-}
-
 /// Sorted-set members parsed as JSON (a member that is not JSON comes back as a String).
 pub async fn zmembers(redis: &RedisServer, key: &str) -> Vec<(Value, f64)> {
     redis
@@ -111,7 +118,7 @@ pub async fn inprogress_total(redis: &RedisServer) -> u64 {
         .chain(&staging)
         .filter(|k| k.starts_with("mailworker:inprogress:") || k.starts_with("mailworker:staging:"))
     {
-        total += llen(redis, l).await;
+        total += redis.llen(l).await;
     }
     total
 }
@@ -161,5 +168,3 @@ pub async fn ruby_push_mail(
         .map(|v| v.as_str().unwrap().to_owned())
         .collect()
 }
-
-pub const MAIL_QUEUE_KEY: fn() -> String = || keys::queue("default");

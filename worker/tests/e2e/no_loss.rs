@@ -60,7 +60,7 @@ async fn assert_all_delivered_once(
         duplicates <= max_duplicates,
         "{duplicates} duplicate messages (allowed {max_duplicates})"
     );
-    assert_eq!(llen(redis, "queue:default").await, 0);
+    assert_eq!(redis.llen("queue:default").await, 0);
     assert_eq!(inprogress_total(redis).await, 0, "no in-progress list left");
     duplicates
 }
@@ -85,7 +85,7 @@ async fn sigterm_mid_burst_then_restart_loses_nothing_and_sends_nothing_twice() 
         0,
         "a graceful stop leaves nothing in progress"
     );
-    let left = llen(&redis, "queue:default").await as usize;
+    let left = redis.llen("queue:default").await as usize;
     assert_eq!(left + smtp.count(), JOBS, "delivered + still queued = all");
     let mut second = spawn_binary(&env);
     assert_all_delivered_once(&redis, &smtp, 11, 0).await;
@@ -173,17 +173,17 @@ async fn a_job_that_keeps_crashing_processes_goes_to_the_dead_set_as_a_poison_pi
         vec![serde_json::json!({"to": "p@example.test"})],
     )
     .to_json_string();
-    let list = mail_worker::fetch::inprogress_key("ghost:1:abc", "default");
-    let entry = mail_worker::fetch::registry_entry_for_queue("ghost:1:abc", "default");
+    let list = mail_protocol::keys::inprogress("ghost:1:abc", "default");
+    let entry = mail_protocol::keys::registry_entry_for_queue("ghost:1:abc", "default");
     for crash in 1..=4 {
         // A process that died holding the job (no heartbeat hash for "ghost:1:abc").
         let _: () = redis::pipe()
             .lpush(&list, &job)
-            .hset(mail_worker::fetch::REGISTRY, &list, &entry)
+            .hset(mail_protocol::keys::REGISTRY, &list, &entry)
             .query_async(&mut c)
             .await
             .unwrap();
-        mail_worker::fetch::recover(
+        mail_worker::store::recovery::recover(
             &mut c,
             "me",
             false,
@@ -205,13 +205,13 @@ async fn a_job_that_keeps_crashing_processes_goes_to_the_dead_set_as_a_poison_pi
         } else {
             assert_eq!(queued, None);
             assert_eq!(
-                zcard(&redis, "dead").await,
+                redis.zcard("dead").await,
                 1,
                 "the fourth recovery declares it a poison pill"
             );
         }
     }
-    assert_eq!(llen(&redis, &list).await, 0);
+    assert_eq!(redis.llen(&list).await, 0);
 }
 
 #[tokio::test]

@@ -34,11 +34,15 @@ async fn every_page_renders_our_data() {
     let worker = start(s).await;
     smtp.push_fault(Fault::Reply(451, "4.2.0 later".into()));
     let retry_jid = client
-        .push(mail("retry@example.test", 1).with("backtrace", json!(5)))
+        .push(
+            mail("retry@example.test", 1)
+                .with("backtrace", json!(5))
+                .unwrap(),
+        )
         .await
         .unwrap();
     wait_until(Duration::from_secs(10), "retry entry", || async {
-        (zcard(&redis, "retry").await == 1).then_some(())
+        (redis.zcard("retry").await == 1).then_some(())
     })
     .await;
     let dead_jid = client
@@ -46,7 +50,7 @@ async fn every_page_renders_our_data() {
         .await
         .unwrap();
     wait_until(Duration::from_secs(10), "dead entry", || async {
-        (zcard(&redis, "dead").await == 1).then_some(())
+        (redis.zcard("dead").await == 1).then_some(())
     })
     .await;
     let later_jid = client
@@ -125,7 +129,7 @@ async fn every_page_renders_our_data() {
     worker.stop();
     worker.wait().await.unwrap();
     assert_eq!(
-        llen(&redis, "queue:default").await,
+        redis.llen("queue:default").await,
         1,
         "the job still running at the deadline was pushed back"
     );
@@ -146,7 +150,7 @@ async fn retry_now_kill_and_delete_from_the_web_ui() {
         client.push(mail(to, 2)).await.unwrap();
     }
     wait_until(Duration::from_secs(10), "3 retries", || async {
-        (zcard(&redis, "retry").await == 3).then_some(())
+        (redis.zcard("retry").await == 3).then_some(())
     })
     .await;
     assert_eq!(
@@ -162,21 +166,21 @@ async fn retry_now_kill_and_delete_from_the_web_ui() {
         302
     );
     smtp.wait_for(1, Duration::from_secs(10)).await;
-    assert_eq!(zcard(&redis, "retry").await, 2);
+    assert_eq!(redis.zcard("retry").await, 2);
 
     // Kill ⇒ dead set.
     assert_eq!(
         press_on_first_job(&web, "retries", ("kill", "Kill")).await,
         302
     );
-    assert_eq!(zcard(&redis, "dead").await, 1);
+    assert_eq!(redis.zcard("dead").await, 1);
 
     // Delete ⇒ gone.
     assert_eq!(
         press_on_first_job(&web, "retries", ("delete", "Delete")).await,
         302
     );
-    assert_eq!(zcard(&redis, "retry").await, 0);
+    assert_eq!(redis.zcard("retry").await, 0);
 
     // The killed and the deleted job never reach the worker again: the progress
     // reconciliation counts them as failed instead of leaving them "retrying" forever.
@@ -196,7 +200,7 @@ async fn retry_now_kill_and_delete_from_the_web_ui() {
         302
     );
     smtp.wait_for(2, Duration::from_secs(10)).await;
-    assert_eq!(zcard(&redis, "dead").await, 0);
+    assert_eq!(redis.zcard("dead").await, 0);
     assert_eq!(smtp.count(), 2);
     wait_until(
         Duration::from_secs(5),
@@ -260,7 +264,7 @@ async fn quiet_and_stop_from_the_busy_page_drive_the_real_binary() {
     client.push(mail("waiting@example.test", 3)).await.unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
-        llen(&redis, "queue:default").await,
+        redis.llen("queue:default").await,
         1,
         "a quiet worker fetches nothing"
     );
@@ -286,7 +290,7 @@ async fn quiet_and_stop_from_the_busy_page_drive_the_real_binary() {
         .unwrap();
     assert!(members.is_empty(), "it left `processes`");
     assert_eq!(
-        llen(&redis, "queue:default").await,
+        redis.llen("queue:default").await,
         1,
         "the waiting job is still there"
     );

@@ -1,0 +1,15 @@
+//! What every binary of this workspace needs at run time, done one way for all of them.
+//!
+//! # Layout
+//! - [`config`]: settings from environment variables ([`config::Vars`]), read once at start,
+//!   with typed parsing, one error type and [`config::Secret`]s that never print.
+//! - [`logging`]: JSON log lines through `tracing`, and test logs on demand (`TEST_LOG=1`).
+//! - [`prometheus`]: the text exposition format: histograms, label escaping, headers.
+//! - [`usage`]: this process's CPU time and resident memory, from `/proc`.
+//! - [`tokens`]: comparing secrets without leaking where they differ.
+
+pub mod config;
+pub mod logging;
+pub mod prometheus;
+pub mod tokens;
+pub mod usage;

@@ -1,0 +1,144 @@
+//! The worker one step at a time, for tests and tools (zero2prod's `try_execute_task`).
+//!
+//! A [`Stepper`] runs nothing on its own: [`Stepper::process_one`] fetches one job, runs it,
+//! records its outcome and says what happened; [`Stepper::enqueue_due`] is one pass of the
+//! scheduled-job poller; [`Stepper::flush_stats`] writes the counters a heartbeat would.
+//! Each step uses the same store functions and processor as the running worker.
+
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::health::Health;
+use crate::identity::Identity;
+use crate::jobs::JobContext;
+use crate::mailer::Mailer;
+use crate::metrics::Metrics;
+use crate::processor::{Processed, Processor};
+use crate::queues::QueueSet;
+use crate::stats::Stats;
+use crate::store::{self, fetch, schedule};
+use anyhow::Context;
+use mail_protocol::keys as mailkeys;
+use redis::aio::ConnectionManager;
+use sidekiq_wire::{Job, keys};
+use std::sync::Arc;
+
+/// What one step did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    /// A job was fetched and ran to its end.
+    Processed(Processed),
+    /// Every queue was empty.
+    QueueEmpty,
+}
+
+/// A worker driven step by step.
+pub struct Stepper {
+    processor: Processor,
+    queues: QueueSet,
+    redis: ConnectionManager,
+    identity: Identity,
+    stats: Arc<Stats>,
+    clock: Clock,
+}
+
+impl Stepper {
+    /// Connects to Redis (waiting for it) with the worker's settings.
+    ///
+    /// # Errors
+    /// Settings that cannot work (bad `MAIL_FROM`, a malformed `REDIS_URL`).
+    pub async fn connect(settings: &Settings, clock: Clock) -> anyhow::Result<Self> {
+        let mailer = Arc::new(Mailer::new(settings)?);
+        let identity = Identity::new(settings, clock.now())?;
+        let queues = QueueSet::new(&identity.name, &settings.queues, settings.queue_mode);
+        let redis = store::connect(&settings.redis_url)
+            .await
+            .with_context(|| format!("REDIS_URL {:?}", settings.redis_url))?;
+        let stats = Arc::new(Stats::default());
+        let processor = Processor::new(
+            JobContext {
+                mailer,
+                redis: redis.clone(),
+                clock: clock.clone(),
+            },
+            settings.job_timeout,
+            stats.clone(),
+            Arc::new(Metrics::default()),
+            Arc::new(Health::default()),
+        );
+        Ok(Stepper {
+            processor,
+            queues,
+            redis,
+            identity,
+            stats,
+            clock,
+        })
+    }
+
+    /// Fetches one job (the queues tried in weighted order, as the worker does), runs it and
+    /// records its outcome.
+    ///
+    /// # Errors
+    /// Redis errors while fetching (recording retries until Redis takes it).
+    pub async fn process_one(&self) -> redis::RedisResult<Step> {
+        let mut conn = self.redis.clone();
+        let first = self.queues.pick(&mut rand::rng());
+        let Some(lease) = fetch::take(&mut conn, &self.queues, &[first]).await?.pop() else {
+            return Ok(Step::QueueEmpty);
+        };
+        let parsed = Job::parse(&lease.payload);
+        Ok(Step::Processed(
+            self.processor.process(&lease, parsed).await,
+        ))
+    }
+
+    /// Processes jobs until every queue is empty; returns what each step did, in order.
+    ///
+    /// # Errors
+    /// Redis errors while fetching.
+    pub async fn drain(&self) -> redis::RedisResult<Vec<Processed>> {
+        let mut done = Vec::new();
+        while let Step::Processed(p) = self.process_one().await? {
+            done.push(p);
+        }
+        Ok(done)
+    }
+
+    /// One pass of the poller: enqueues what is due in `retry` and `schedule` by this
+    /// stepper's clock. Returns how many jobs were moved.
+    ///
+    /// # Errors
+    /// Redis errors.
+    pub async fn enqueue_due(&self) -> redis::RedisResult<usize> {
+        let mut conn = self.redis.clone();
+        let mut moved = 0;
+        for set in [keys::RETRY, keys::SCHEDULE] {
+            let staging = mailkeys::staging(&self.identity.name, set);
+            moved += schedule::enqueue_due(&mut conn, set, &staging, &self.clock).await?;
+        }
+        Ok(moved)
+    }
+
+    /// Writes the stats counted so far (`stat:processed`, `stat:failed`, Metrics-page data),
+    /// as a heartbeat does.
+    ///
+    /// # Errors
+    /// Redis errors (the counts are kept for the next flush).
+    pub async fn flush_stats(&self) -> redis::RedisResult<()> {
+        let pending = self.stats.take();
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        store::stats::add_flush(&mut pipe, &pending, self.clock.now().to_datetime());
+        let mut conn = self.redis.clone();
+        let result = pipe.query_async::<()>(&mut conn).await;
+        if result.is_err() {
+            self.stats.restore(pending);
+        }
+        result
+    }
+
+    /// The clock jobs run by (tests move it forward past a retry's backoff).
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+}
