@@ -58,7 +58,10 @@ pub async fn run(
     let (spec, list) = spec(&settings)?;
     let request_millicores = manifest::cpu_request_millicores(&settings.deployment)?;
     let client = redis::Client::open(redis_url.as_str()).context("REDIS_URL")?;
-    let mut redis = redis::aio::ConnectionManager::new(client)
+    // The default 500 ms response timeout is too tight on a machine the drill itself keeps busy.
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_response_timeout(Some(std::time::Duration::from_secs(5)));
+    let mut redis = redis::aio::ConnectionManager::new_with_config(client, config)
         .await
         .context("connecting to Redis")?;
     let period = spec.sync_period;
