@@ -92,7 +92,11 @@ pub async fn run(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            () = cancel.cancelled() => return Ok(()),
+            () = cancel.cancelled() => {
+                // No autoscaler any more: the panel should say so now, not after the TTL.
+                let _: redis::RedisResult<()> = redis::cmd("DEL").arg(mail_protocol::autoscaler::KEY).query_async(&mut redis).await;
+                return Ok(());
+            }
             _ = ticker.tick() => {}
         }
         let (reply, answer) = oneshot::channel();
