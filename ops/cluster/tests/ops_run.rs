@@ -23,6 +23,7 @@ const MAILS: u32 = 2000;
 struct OpsRun {
     child: Child,
     output: Arc<Mutex<Vec<String>>>,
+    reader: Option<tokio::task::JoinHandle<()>>,
 }
 
 fn repo() -> PathBuf {
@@ -70,14 +71,18 @@ impl OpsRun {
         let output = Arc::new(Mutex::new(Vec::new()));
         let lines = output.clone();
         let stdout = child.stdout.take().unwrap();
-        tokio::spawn(async move {
+        let reader = tokio::spawn(async move {
             let mut reader = BufReader::new(stdout).lines();
             while let Ok(Some(line)) = reader.next_line().await {
                 println!("ops/run| {line}");
                 lines.lock().unwrap().push(line);
             }
         });
-        OpsRun { child, output }
+        OpsRun {
+            child,
+            output,
+            reader: Some(reader),
+        }
     }
 
     fn said(&self, text: &str) -> Option<usize> {
@@ -100,6 +105,13 @@ impl OpsRun {
             .expect("ops/run did not stop within 120 s")
             .unwrap();
         assert!(status.success(), "ops/run exited with {status}");
+        // Its last lines may still be in the pipe.
+        if let Some(reader) = self.reader.take() {
+            tokio::time::timeout(Duration::from_secs(10), reader)
+                .await
+                .expect("ops/run's output did not end")
+                .unwrap();
+        }
     }
 }
 
@@ -318,9 +330,22 @@ async fn busy_page_stop_restarts_a_worker_and_ctrl_c_stops_in_order_losing_nothi
         "every recipient got mail: {stats}"
     );
     assert_eq!(stats["duplicates"], 0, "nobody got it twice: {stats}");
-    let progress = mail_protocol::progress::read_progress(&mut redis, &[SendId::for_mail_job(1)])
-        .await
-        .unwrap()[0];
+    // The catcher keeps a message before it answers 250; the worker records the outcome
+    // right after that answer, so the counters follow a moment later.
+    let progress = wait_until(
+        Duration::from_secs(30),
+        "the send's progress complete",
+        || {
+            let mut r = redis.clone();
+            async move {
+                let p = mail_protocol::progress::read_progress(&mut r, &[SendId::for_mail_job(1)])
+                    .await
+                    .unwrap()[0];
+                (p.sent + p.failed >= i64::from(MAILS)).then_some(p)
+            }
+        },
+    )
+    .await;
     assert_eq!(
         (progress.sent, progress.failed, progress.retrying),
         (i64::from(MAILS), 0, 0)
