@@ -794,6 +794,119 @@ fn die_with_parent(cmd: &mut tokio::process::Command) {
 mod tests {
     use super::*;
 
+    fn sleeper(name: &str, replicas: u32, scalable: bool, tier: u8) -> ServiceSpec {
+        ServiceSpec {
+            name: name.into(),
+            command: vec!["sleep".into(), "60".into()],
+            env: Vec::new(),
+            port: None,
+            replicas,
+            scalable,
+            stop_tier: tier,
+            stop_grace: Duration::from_secs(5),
+            start_timeout: Duration::from_secs(5),
+        }
+    }
+
+    async fn snapshot(control: &mpsc::Sender<Control>, service: &str) -> Vec<ReplicaInfo> {
+        let (reply, answer) = oneshot::channel();
+        control
+            .send(Control::Snapshot {
+                service: service.into(),
+                reply,
+            })
+            .await
+            .unwrap();
+        answer.await.unwrap()
+    }
+
+    async fn until<F: Fn(&[ReplicaInfo]) -> bool>(
+        control: &mpsc::Sender<Control>,
+        service: &str,
+        ok: F,
+    ) -> Vec<ReplicaInfo> {
+        for _ in 0..200 {
+            let list = snapshot(control, service).await;
+            if ok(&list) {
+                return list;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "{service} never reached the expected state: {:?}",
+            snapshot(control, service).await
+        );
+    }
+
+    #[tokio::test]
+    async fn restarts_scales_and_stops_by_tier() {
+        let dir = std::env::temp_dir().join(format!("supervisor-test-{}", std::process::id()));
+        let logs = LogSink::open(&dir).unwrap();
+        let mut sup = Supervisor::new(
+            vec![sleeper("db", 1, false, 2), sleeper("worker", 2, true, 0)],
+            logs,
+        );
+        sup.start().await.unwrap();
+        let (control, requests) = mpsc::channel(8);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let run = tokio::spawn(sup.run(requests, async {
+            let _ = stopped.await;
+        }));
+        let first = snapshot(&control, "worker").await;
+        let names: Vec<&str> = first.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["worker-1", "worker-2"]);
+
+        // A replica that dies is started again under its name, as a new process.
+        let victim = first[0].clone();
+        signal_group(victim.pid, libc::SIGKILL);
+        let again = until(&control, "worker", |l| {
+            l.iter()
+                .any(|r| r.name == victim.name && r.pid != victim.pid)
+        })
+        .await;
+        assert_eq!(again.len(), 2);
+
+        // Scale up fills the next slot; scale down retires the youngest and does not restart it.
+        control
+            .send(Control::Scale {
+                service: "worker".into(),
+                replicas: 3,
+            })
+            .await
+            .unwrap();
+        until(&control, "worker", |l| {
+            l.iter().any(|r| r.name == "worker-3")
+        })
+        .await;
+        control
+            .send(Control::Scale {
+                service: "worker".into(),
+                replicas: 1,
+            })
+            .await
+            .unwrap();
+        let one = until(&control, "worker", |l| l.len() == 1).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            snapshot(&control, "worker").await.len(),
+            1,
+            "retired replicas stay gone"
+        );
+        assert_eq!(one[0].name, "worker-2", "the oldest replica is kept");
+
+        // Stop: tier 0 (workers) before tier 2 (db).
+        stop.send(()).unwrap();
+        let report = run.await.unwrap();
+        let tiers: Vec<(String, u8)> = report.iter().map(|s| (s.name.clone(), s.tier)).collect();
+        assert_eq!(
+            tiers,
+            vec![("worker-2".to_owned(), 0), ("db".to_owned(), 2)]
+        );
+        assert!(report.iter().all(|s| !s.killed), "sleep stops on SIGTERM");
+        assert!(dir.join("worker-1.log").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn backoff_grows_and_caps() {
         let seq: Vec<u64> = (0..9).map(|n| backoff(n).as_secs()).collect();
