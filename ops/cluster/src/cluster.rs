@@ -164,6 +164,8 @@ pub fn workers(
         ("REDIS_URL", &e.redis_url()),
         ("SMTP_HOST", "127.0.0.1"),
         ("SMTP_PORT", &e.smtp.to_string()),
+        // The metrics port is for this machine only.
+        ("BIND_ADDR", "127.0.0.1"),
     ]);
     vars.extend(
         settings
