@@ -159,7 +159,9 @@ pub async fn run(s: DrillSettings) -> anyhow::Result<i32> {
             () = &mut interrupted => { tracing::warn!("interrupted"); break; }
             state = states.recv() => match state {
                 Some(state) => {
-                    max_replicas = max_replicas.max(state.current_replicas).max(state.desired_replicas);
+                    // Worker processes that were running (not finishing after SIGTERM) at this sync.
+                    let live = state.workers.iter().filter(|w| w.phase != "terminating").count() as u32;
+                    max_replicas = max_replicas.max(live);
                     last = Some(state);
                 }
                 None => break,
