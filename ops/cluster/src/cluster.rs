@@ -288,6 +288,16 @@ pub async fn stop_signal() {
     });
 }
 
+/// The pid of a live supervisor that wrote `cluster.json` in `run_dir`: two clusters on one
+/// Redis data directory would corrupt each other's append-only file.
+fn running_supervisor(run_dir: &Path) -> Option<u32> {
+    let text = std::fs::read_to_string(run_dir.join("cluster.json")).ok()?;
+    let pid = serde_json::from_str::<serde_json::Value>(&text).ok()?["pid"].as_u64()? as u32;
+    let alive = std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+        .is_ok_and(|cmd| cmd.contains("mail-cluster"));
+    (alive && pid != std::process::id()).then_some(pid)
+}
+
 fn write_state(run_dir: &Path, e: &Endpoints) {
     let state = serde_json::json!({ "pid": std::process::id(), "ports": e });
     if let Err(err) = std::fs::write(run_dir.join("cluster.json"), state.to_string()) {
@@ -321,6 +331,12 @@ pub async fn run(settings: RunSettings) -> anyhow::Result<i32> {
     let run_dir = settings.paths.run_dir.clone();
     for sub in ["logs", "redis", "db", "mail"] {
         std::fs::create_dir_all(run_dir.join(sub))?;
+    }
+    if let Some(pid) = running_supervisor(&run_dir) {
+        anyhow::bail!(
+            "ops/run is already running with {} (pid {pid}); stop it first, or use another OPS_RUN_DIR",
+            run_dir.display()
+        );
     }
     let logs = LogSink::open(&run_dir.join("logs"))?;
     let json_log = std::fs::OpenOptions::new()
