@@ -25,6 +25,7 @@ fn build_jobs(class: &str, count: usize) -> anyhow::Result<Vec<Job>> {
                 name: Some(format!("User {i}")),
                 email_id: None,
                 mail_job_id: None,
+                instance: None,
                 simulate_error: false,
             }
             .into_job("default")),

@@ -1,8 +1,8 @@
 //! `MailSenderJob`: its class name, retry policy, queues and arguments.
 //!
 //! The args are one JSON object so the worker never needs the web's database:
-//! `{"to": "...", "name": "...", "email_id": 1, "mail_job_id": 2, "simulate_error": false}`;
-//! only `to` is required.
+//! `{"to": "...", "name": "...", "email_id": 1, "mail_job_id": 2, "instance": "9f…",
+//! "simulate_error": false}`; only `to` is required.
 
 use serde::{Deserialize, Serialize};
 use sidekiq_wire::{Job, Retry};
@@ -30,19 +30,32 @@ pub struct MailSenderArgs {
     /// The web's `mail_jobs.id`; progress is counted under it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mail_job_id: Option<i64>,
+    /// The instance id of the web database that recorded the send. Ids restart at 1 in a
+    /// database recreated after a loss; with the instance in the key, jobs of a lost
+    /// database's send are never counted into a new send with the same id. Absent in
+    /// payloads written before it existed: those count under the bare id, as then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
     /// Fail about 30% of attempts on purpose (the seed's error simulation).
     #[serde(default)]
     pub simulate_error: bool,
 }
 
 /// The bulk send a job is counted toward, as it appears in Redis keys and in
-/// [`crate::keys::RETRYING_INDEX`]. Opaque to the worker: only the web builds one from its
-/// own ids; the worker takes it from a job's args or from the index.
+/// [`crate::keys::RETRYING_INDEX`]: `<instance>:<mail_job_id>` (or the bare id for sends
+/// recorded before databases had an instance id). Opaque to the worker: only the web builds
+/// one from its own ids; the worker takes it from a job's args or from the index.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SendId(String);
 
 impl SendId {
-    /// The send recorded as `mail_jobs.id = mail_job_id` by the web.
+    /// The send recorded as `mail_jobs.id = mail_job_id` in the web database `instance`.
+    pub fn new(instance: &str, mail_job_id: i64) -> Self {
+        SendId(format!("{instance}:{mail_job_id}"))
+    }
+
+    /// A send recorded before databases had an instance id: the bare `mail_job_id`, as
+    /// such jobs' payloads (no `instance`) are counted.
     pub fn for_mail_job(mail_job_id: i64) -> Self {
         SendId(mail_job_id.to_string())
     }
@@ -80,7 +93,11 @@ impl MailSenderArgs {
 
     /// The bulk send this job counts toward, if any.
     pub fn send_id(&self) -> Option<SendId> {
-        self.mail_job_id.map(SendId::for_mail_job)
+        let id = self.mail_job_id?;
+        Some(match self.instance.as_deref() {
+            Some(instance) => SendId::new(instance, id),
+            None => SendId::for_mail_job(id),
+        })
     }
 
     /// Reads the args of a `MailSenderJob`.
@@ -107,6 +124,7 @@ mod tests {
             name: Some("A".into()),
             email_id: Some(1),
             mail_job_id: Some(2),
+            instance: Some("9f00".into()),
             simulate_error: false,
         };
         let job = a.clone().into_job("high");
@@ -118,6 +136,30 @@ mod tests {
         let m = MailSenderArgs::from_job(&minimal).unwrap();
         assert_eq!(m.to, "b@example.test");
         assert!(!m.simulate_error);
+        assert_eq!(m.send_id(), None);
+    }
+
+    #[test]
+    fn the_send_id_carries_the_instance_and_old_payloads_keep_theirs() {
+        let new = Job::new(
+            CLASS,
+            vec![json!({"to": "a@example.test", "mail_job_id": 1, "instance": "9f00"})],
+        );
+        let new = MailSenderArgs::from_job(&new).unwrap().send_id().unwrap();
+        assert_eq!(new.as_str(), "9f00:1");
+        assert_eq!(new, SendId::new("9f00", 1));
+        // Written before the field existed: counted under the bare id, as the worker did.
+        let old = Job::new(
+            CLASS,
+            vec![json!({"to": "a@example.test", "mail_job_id": 1})],
+        );
+        let old = MailSenderArgs::from_job(&old).unwrap().send_id().unwrap();
+        assert_eq!(old.as_str(), "1");
+        // Same id, another database: another send.
+        assert_ne!(SendId::new("9f00", 1), SendId::new("a1b2", 1));
+        assert_ne!(new, old);
+        // And it survives the retrying index (stored as its string).
+        assert_eq!(SendId::from_stored(new.as_str().to_owned()), new);
     }
 
     #[test]

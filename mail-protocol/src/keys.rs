@@ -13,7 +13,11 @@ pub const REGISTRY: &str = "mailworker:inprogress";
 /// HASH: jid ⇒ how often it was recovered from a crashed process (kept a day).
 pub const RECOVERIES: &str = "mailworker:recoveries";
 
-/// SET of bulk-send ids (`mail_job_id`) that have jids in state `retrying`.
+/// LIST of jobs recovered from crashed processes too often (poison pills), waiting for a
+/// live process to move them to the dead set with the reason and count them as failed.
+pub const POISONED: &str = "mailworker:poisoned";
+
+/// SET of bulk-send ids ([`SendId`]s) that have jids in state `retrying`.
 pub const RETRYING_INDEX: &str = "mailworker:retrying";
 
 /// The in-progress list of `identity` for `queue` (reliable fetch).
@@ -71,5 +75,10 @@ mod tests {
             "mailworker:staging:h:1:ff:retry"
         );
         assert_eq!(retrying(&send), "mailworker:retrying:7");
+        let send = SendId::new("0f1e2d3c4b5a69788796a5b4c3d2e1f0", 7);
+        assert_eq!(
+            progress(&send),
+            "mailworker:progress:0f1e2d3c4b5a69788796a5b4c3d2e1f0:7"
+        );
     }
 }

@@ -6,10 +6,15 @@
 //! - [`logging`]: JSON log lines through `tracing`, and test logs on demand (`TEST_LOG=1`).
 //! - [`prometheus`]: the text exposition format: histograms, label escaping, headers.
 //! - [`usage`]: this process's CPU time and resident memory, from `/proc`.
+//! - [`redis_link`]: one shared Redis connection that replaces itself after a timeout or reset.
+//! - [`timeouts`]: timeouts that give an operation one more period after the process was
+//!   paused, so a VM pause does not make finished work count as failed.
 //! - [`tokens`]: comparing secrets without leaking where they differ.
 
 pub mod config;
 pub mod logging;
 pub mod prometheus;
+pub mod redis_link;
+pub mod timeouts;
 pub mod tokens;
 pub mod usage;

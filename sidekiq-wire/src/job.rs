@@ -386,6 +386,27 @@ impl Job {
         Ok(())
     }
 
+    /// Rewrites each timestamp field held as a JSON integer (Sidekiq 8's milliseconds, or the
+    /// integer seconds of producers such as the `sidekiq` crate) or as a numeric string as
+    /// float seconds, the one spelling 6.4, 7.x and 8.x all render correctly: an
+    /// integer-second `created_at` shows as January 1970 in 8.x, an integer-millisecond one
+    /// as the year 58866 in 6.4/7.x, and a string makes the job pages fail.
+    /// Meant for payloads being rewritten anyway (a failure into `retry` or `dead`); an
+    /// untouched payload keeps its bytes.
+    pub fn normalize_timestamps(&mut self) {
+        for key in TIMESTAMP_KEYS {
+            let Some(value) = self.fields.get(key) else {
+                continue;
+            };
+            if value.is_f64() {
+                continue;
+            }
+            if let Ok(Some(t)) = Timestamp::from_json(value) {
+                self.fields.insert(key.into(), t.to_json());
+            }
+        }
+    }
+
     /// Removes a key (e.g. `enqueued_at` from scheduled members, `at` everywhere).
     ///
     /// # Errors
@@ -532,6 +553,28 @@ mod tests {
         ] {
             assert!(Job::parse(bad).is_err(), "{bad} should be rejected");
         }
+    }
+
+    #[test]
+    fn normalize_timestamps_writes_integers_as_float_seconds() {
+        let raw = r#"{"class":"A","args":[],"jid":"x","created_at":1795493142,"enqueued_at":1795493172500,"failed_at":1795493200.25,"retried_at":"1795493300"}"#;
+        let mut job = Job::parse(raw).unwrap();
+        assert_eq!(job.to_json_string(), raw, "untouched until asked");
+        job.normalize_timestamps();
+        let v: Value = serde_json::from_str(&job.to_json_string()).unwrap();
+        assert_eq!(v["created_at"], json!(1795493142.0), "integer seconds");
+        assert_eq!(
+            v["enqueued_at"],
+            json!(1795493172.5),
+            "integer milliseconds"
+        );
+        assert_eq!(v["failed_at"], json!(1795493200.25), "floats stay");
+        assert_eq!(
+            v["retried_at"],
+            json!(1795493300.0),
+            "numeric strings become numbers"
+        );
+        assert!(v["created_at"].is_f64());
     }
 
     #[test]

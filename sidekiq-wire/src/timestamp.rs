@@ -4,9 +4,15 @@
 //! float seconds; 8.x writes integer milliseconds and reads a float as seconds. So the
 //! *JSON type* carries the unit: float ⇒ seconds, integer ⇒ milliseconds. We always write
 //! float seconds with a decimal point, the one format all three Web UIs render correctly.
+//! Other producers (the `sidekiq` crate 0.14) write *integer seconds*; an integer too small
+//! to be milliseconds of any date after 1973 is read as seconds.
 
 use serde_json::{Number, Value};
 use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Integers below this are epoch seconds: as milliseconds they would lie before 1973-03-03,
+/// as seconds the bound is in the year 5138, so no plausible time is ambiguous.
+const SECONDS_BELOW: i64 = 100_000_000_000;
 
 /// A point in time, held as epoch seconds.
 ///
@@ -73,7 +79,8 @@ impl Timestamp {
         Self::from_secs(self.0 + secs)
     }
 
-    /// Reads a JSON value by Sidekiq 8's rule: float ⇒ seconds, integer ⇒ milliseconds.
+    /// Reads a JSON value by Sidekiq 8's rule: float ⇒ seconds, integer ⇒ milliseconds
+    /// (except integers below 10¹¹, which are seconds).
     /// Numeric strings (written by some Sidekiq Pro Lua paths) are parsed, then the same
     /// rule applies to what they spell. `null` reads as absent.
     ///
@@ -92,9 +99,19 @@ impl Timestamp {
         }
     }
 
+    /// An integer timestamp: milliseconds (Sidekiq 8), or seconds when it is too small to be
+    /// milliseconds of a plausible date (integer-second producers).
+    fn from_integer(i: i64) -> Self {
+        if i.abs() < SECONDS_BELOW {
+            Timestamp(i as f64)
+        } else {
+            Self::from_millis(i)
+        }
+    }
+
     fn from_number(n: &Number) -> Option<Self> {
         if let Some(i) = n.as_i64() {
-            return Some(Self::from_millis(i));
+            return Some(Self::from_integer(i));
         }
         if n.is_u64() {
             return None; // beyond i64 milliseconds: not a plausible time
@@ -107,7 +124,7 @@ impl Timestamp {
             return None;
         }
         if s.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
-            return s.parse::<i64>().ok().map(Self::from_millis);
+            return s.parse::<i64>().ok().map(Self::from_integer);
         }
         s.parse::<f64>()
             .ok()
@@ -145,6 +162,22 @@ mod tests {
             .unwrap();
         assert_eq!(f, i);
         assert_eq!(f.as_secs(), 1795493142.5);
+    }
+
+    #[test]
+    fn small_integers_are_seconds() {
+        // What the `sidekiq` crate writes: integer epoch seconds.
+        let s = Timestamp::from_json(&json!(1795493142_i64))
+            .unwrap()
+            .unwrap();
+        assert_eq!(s.as_secs(), 1795493142.0);
+        let s = Timestamp::from_json(&json!("1795493142")).unwrap().unwrap();
+        assert_eq!(s.as_secs(), 1795493142.0);
+        // The smallest milliseconds value still read as milliseconds: 1973-03-03.
+        let ms = Timestamp::from_json(&json!(SECONDS_BELOW))
+            .unwrap()
+            .unwrap();
+        assert_eq!(ms.as_secs(), 100_000_000.0);
     }
 
     #[test]

@@ -1,9 +1,19 @@
-//! The wire format against the real Ruby Sidekiq, both directions.
+//! The wire format against the real Ruby Sidekiq 6.4, 7.3 and 8.1, both directions: every
+//! test runs once per version (`<test>::sidekiq_6_4`, `::sidekiq_7_3`, `::sidekiq_8_1`).
 
 use mail_protocol::MailSenderArgs;
 use serde_json::{Value, json};
 use sidekiq_wire::{Client, Job, Retry, Timestamp, keys};
-use test_services::{RedisServer, SidekiqWeb, ruby};
+use test_services::{RedisServer, SidekiqVersion, SidekiqWeb, on_every_sidekiq, ruby};
+
+on_every_sidekiq!(
+    installed_sidekiq_is_the_expected_release,
+    ruby_client_push_parses_in_rust_with_every_field,
+    ruby_push_bulk_and_perform_in_parse_in_rust,
+    rust_pushed_jobs_read_correctly_in_ruby,
+    rust_pushed_job_shows_on_the_real_sidekiq_web_queue_page,
+    sidekiq_7_and_8_payload_shapes_round_trip_unchanged,
+);
 
 fn now() -> f64 {
     Timestamp::now().as_secs()
@@ -31,16 +41,32 @@ async fn queue_members(redis: &RedisServer, queue: &str) -> Vec<String> {
     v
 }
 
-#[tokio::test]
-async fn debian_ships_sidekiq_6_4_1() {
+async fn installed_sidekiq_is_the_expected_release(v: SidekiqVersion) {
     let redis = RedisServer::start();
-    assert_eq!(ruby::sidekiq_version(&redis.url()).await, "6.4.1");
+    let installed = ruby::version_on(v, &redis.url()).await;
+    assert!(
+        installed.starts_with(v.line()),
+        "{v}: the runtime loads Sidekiq {installed}"
+    );
+    if v == SidekiqVersion::V6 {
+        assert_eq!(installed, "6.4.1", "Debian bookworm's ruby-sidekiq");
+    }
 }
 
-#[tokio::test]
-async fn ruby_client_push_parses_in_rust_with_every_field() {
+/// 8.x writes `created_at`/`enqueued_at` as integer milliseconds, 6.4/7.x as float seconds.
+fn assert_native_timestamp(v: SidekiqVersion, job: &Value, field: &str) {
+    let t = &job[field];
+    if v == SidekiqVersion::V8 {
+        assert!(t.is_u64(), "{v} writes {field} as int ms, got {t}");
+    } else {
+        assert!(t.is_f64(), "{v} writes {field} as float seconds, got {t}");
+    }
+}
+
+async fn ruby_client_push_parses_in_rust_with_every_field(v: SidekiqVersion) {
     let redis = RedisServer::start();
-    let out = ruby::json(
+    let out = ruby::json_on(
+        v,
         &redis.url(),
         r#"
         jid = Sidekiq::Client.push("class" => "MailSenderJob", "queue" => "default",
@@ -52,6 +78,9 @@ async fn ruby_client_push_parses_in_rust_with_every_field() {
     .await;
     let raw = queue_members(&redis, "default").await;
     assert_eq!(raw.len(), 1);
+    let as_json: Value = serde_json::from_str(&raw[0]).unwrap();
+    assert_native_timestamp(v, &as_json, "created_at");
+    assert_native_timestamp(v, &as_json, "enqueued_at");
     let job = Job::parse(&raw[0]).unwrap();
     assert_eq!(job.jid(), out["jid"]);
     assert_eq!(job.class(), "MailSenderJob");
@@ -76,14 +105,14 @@ async fn ruby_client_push_parses_in_rust_with_every_field() {
     );
 }
 
-#[tokio::test]
-async fn ruby_push_bulk_and_perform_in_parse_in_rust() {
+async fn ruby_push_bulk_and_perform_in_parse_in_rust(v: SidekiqVersion) {
     let redis = RedisServer::start();
-    let out = ruby::json(
+    let out = ruby::json_on(
+        v,
         &redis.url(),
         r#"
         class MailSenderJob
-          include Sidekiq::Worker
+          include Sidekiq::Job
           sidekiq_options queue: "default", retry: 3
         end
         jids = Sidekiq::Client.push_bulk("class" => MailSenderJob,
@@ -122,8 +151,7 @@ async fn ruby_push_bulk_and_perform_in_parse_in_rust() {
     );
 }
 
-#[tokio::test]
-async fn rust_pushed_jobs_read_correctly_in_ruby() {
+async fn rust_pushed_jobs_read_correctly_in_ruby(v: SidekiqVersion) {
     let redis = RedisServer::start();
     let client = Client::connect(&redis.url()).await.unwrap();
     let jobs: Vec<Job> = (0..3)
@@ -133,6 +161,7 @@ async fn rust_pushed_jobs_read_correctly_in_ruby() {
                 name: Some(format!("<b>名前{i}</b>")),
                 email_id: Some(i),
                 mail_job_id: Some(7),
+                instance: None,
                 simulate_error: false,
             }
             .into_job("default")
@@ -149,7 +178,8 @@ async fn rust_pushed_jobs_read_correctly_in_ruby() {
         .await
         .unwrap();
 
-    let seen = ruby::json(
+    let seen = ruby::json_on(
+        v,
         &redis.url(),
         r#"
         q = Sidekiq::Queue.new("default").map { |j|
@@ -194,8 +224,7 @@ async fn rust_pushed_jobs_read_correctly_in_ruby() {
     );
 }
 
-#[tokio::test]
-async fn rust_pushed_job_shows_on_the_real_sidekiq_web_queue_page() {
+async fn rust_pushed_job_shows_on_the_real_sidekiq_web_queue_page(v: SidekiqVersion) {
     let redis = RedisServer::start();
     let client = Client::connect(&redis.url()).await.unwrap();
     let job = MailSenderArgs {
@@ -203,11 +232,12 @@ async fn rust_pushed_job_shows_on_the_real_sidekiq_web_queue_page() {
         name: None,
         email_id: None,
         mail_job_id: None,
+        instance: None,
         simulate_error: false,
     }
     .into_job("default");
     let jid = client.push(job).await.unwrap();
-    let web = SidekiqWeb::start(&redis.url()).await;
+    let web = SidekiqWeb::start_version(v, &redis.url()).await;
     let (status, body) = web.get("/queues/default").await;
     assert_eq!(status, 200);
     assert!(body.contains("MailSenderJob"), "class on the queue page");
@@ -230,9 +260,8 @@ async fn rust_pushed_job_shows_on_the_real_sidekiq_web_queue_page() {
 }
 
 /// Payloads as Sidekiq 7.3 and 8.1 write them (sidekiq-wire.md §1.1–1.4): Rust must
-/// re-serialize them unchanged, and Ruby must read ours as equal to the original.
-#[tokio::test]
-async fn sidekiq_7_and_8_payload_shapes_round_trip_unchanged() {
+/// re-serialize them unchanged, and every version's Ruby must read ours as equal to the original.
+async fn sidekiq_7_and_8_payload_shapes_round_trip_unchanged(v: SidekiqVersion) {
     let fixtures = [
         // 7.3: float seconds everywhere, strict-base64 backtrace, retry_for.
         r#"{"retry":2,"queue":"mailers","backtrace":3,"class":"Billing::Invoice","args":[42,"eur"],"jid":"5f0c6e1a2b3c4d5e6f708192","created_at":1732400000.123456,"enqueued_at":1732400030.5,"retry_for":3600,"failed_at":1732400031.25,"retry_count":0,"error_message":"boom","error_class":"RuntimeError","error_backtrace":"eJyLVkrUS8pMVIrVUUhKLKpUitVRKMrPS1WwUihJLS4BAHd2CFw="}"#,
@@ -246,7 +275,8 @@ async fn sidekiq_7_and_8_payload_shapes_round_trip_unchanged() {
         let job = Job::parse(raw).unwrap();
         let ours = job.to_json_string();
         assert_eq!(ours, raw);
-        let eq = ruby::run(
+        let eq = ruby::run_on(
+            v,
             &redis.url(),
             &format!(
                 "print JSON.parse({}) == JSON.parse({})",

@@ -1,5 +1,5 @@
 //! End-to-end tests against real services: one test binary (one link step), one module per
-//! area. Every test starts its own redis-server; Ruby is Debian's ruby-sidekiq 6.4.1.
+//! area. Every test starts its own redis-server and runs on each real Sidekiq (6.4, 7.3, 8.1).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

@@ -3,11 +3,24 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
+import { execFileSync } from "node:child_process";
 
 const BASE = process.env.BASE_URL;
+const ADMIN = process.env.ADMIN_URL;
+const REDIS_PORT = process.env.REDIS_PORT;
 const SCREENSHOT = process.env.SCREENSHOT;
 const USER_DATA_DIR = process.env.USER_DATA_DIR;
-assert.ok(BASE && USER_DATA_DIR, "run through web/browser-test/run");
+assert.ok(BASE && ADMIN && REDIS_PORT && USER_DATA_DIR, "run through web/browser-test/run");
+
+/** redis-cli against the test's private Redis. */
+function redis(...args) {
+  return execFileSync("redis-cli", ["-p", REDIS_PORT, ...args], { encoding: "utf8" }).trim();
+}
+
+/** mail-web's bulk sends, read as JSON from outside the browser. */
+async function sends() {
+  return (await (await fetch(BASE + "/mail_jobs.json?limit=100")).json()).length;
+}
 
 let context;
 let page;
@@ -94,4 +107,63 @@ test("the language switch turns the page English", async () => {
   await page.getByRole("heading", { name: "Addresses" }).waitFor();
   assert.equal(await page.locator('input[type=submit][value="Send 1,000"]').count(), 1);
   await page.click("#lang-switch"); // back to Japanese for whoever looks next
+});
+
+test("the Sidekiq admin opens on its own origin and its forms work there", async () => {
+  await page.goto(BASE + "/sidekiq");
+  assert.equal(new URL(page.url()).origin, ADMIN, "redirected to the admin origin");
+  await page.locator('a[href="/sidekiq/queues"]').first().waitFor(); // the admin's nav
+  // A queue of its own, deleted with the admin's own form (Sidekiq's session + token).
+  redis("SADD", "queues", "browser");
+  redis("LPUSH", "queue:browser", JSON.stringify({
+    class: "MailSenderJob", args: [{ to: "q@example.test" }], queue: "browser",
+    jid: "b00000000000000000000001", created_at: 1.7e9, enqueued_at: 1.7e9,
+  }));
+  await page.goto(ADMIN + "/sidekiq/queues");
+  const form = page.locator('form[action="/sidekiq/queues/browser"]');
+  await form.locator('input[name="delete"]').click();
+  await page.waitForURL(ADMIN + "/sidekiq/queues");
+  assert.equal(redis("LLEN", "queue:browser"), "0");
+});
+
+test("a crafted dead job's script runs on the admin origin but cannot act on mail-web", async () => {
+  const before = await sends();
+  // Sidekiq 6.4 prints a dead job's class unescaped under a CSP that allows inline script.
+  // This one tries everything a page on the admin origin can: read mail-web's page for its
+  // CSRF token (same origin and mail-web's origin) and press bulk-send, with the token if it
+  // got one and with a guess if not.
+  const attack = `<script>(async () => {
+    const out = [];
+    for (const base of ["", "${BASE}"]) {
+      try {
+        const r = await fetch(base + "/", { credentials: "include" });
+        const m = (await r.text()).match(/name="csrf-token" content="([^"]+)"/);
+        out.push((base || "admin") + ":read:" + (m ? "token" : "no-token"));
+        const body = new URLSearchParams({ authenticity_token: m ? m[1] : "guess", count: "5" });
+        const p = await fetch(base + "/emails/bulk_send", { method: "POST", body, credentials: "include" });
+        out.push((base || "admin") + ":post:" + p.status);
+      } catch (e) { out.push((base || "admin") + ":blocked:" + e.name); }
+    }
+    try {
+      await fetch("${BASE}/emails/bulk_send", { method: "POST", mode: "no-cors", credentials: "include",
+        body: new URLSearchParams({ authenticity_token: "guess", count: "5" }) });
+      out.push("blind-post:sent");
+    } catch (e) { out.push("blind-post:" + e.name); }
+    document.title = "xss-ran " + out.join(" ");
+  })();</script>`;
+  const payload = {
+    class: attack, args: [], queue: "default", jid: "dead00000000000000000001",
+    created_at: 1.7e9, enqueued_at: 1.7e9, failed_at: 1.7e9, error_class: "E", error_message: "m",
+    retry: true, retry_count: 3,
+  };
+  redis("ZADD", "dead", String(Math.floor(Date.now() / 1000)), JSON.stringify(payload));
+  await page.goto(ADMIN + "/sidekiq/morgue");
+  await page.waitForFunction(() => document.title.startsWith("xss-ran"), null, { timeout: 20_000 });
+  const title = await page.title();
+  console.log("  attack outcome:", title);
+  assert.match(title, /admin:read:no-token/, "nothing of mail-web on the admin origin");
+  assert.ok(title.includes(`${BASE}:blocked:TypeError`), "mail-web's page cannot be read");
+  // The blind post reached mail-web and was refused (wrong token, foreign Origin).
+  assert.equal(await sends(), before, "no bulk send was made");
+  redis("DEL", "dead");
 });

@@ -1,9 +1,11 @@
 //! The running server: bind, serve with graceful shutdown, and the background sampler.
 
 use crate::config::Config;
+use crate::http::server::{HEADER_TIMEOUT, Limits, serve};
 use crate::state::AppState;
 use anyhow::Context;
-use std::future::{Future, IntoFuture};
+use axum::extract::FromRef;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -15,21 +17,40 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
 /// A bound, not yet serving, web app.
 pub struct App {
     listener: TcpListener,
+    /// The Sidekiq admin's own origin, when `SIDEKIQ_WEB_URL` is set.
+    admin_listener: Option<TcpListener>,
     state: AppState,
 }
 
 impl App {
-    /// Opens the database, compiles templates and binds `0.0.0.0:PORT` (port 0 picks one).
+    /// Opens the database, compiles templates and binds `BIND_ADDR:PORT`, and with
+    /// `SIDEKIQ_WEB_URL` also `BIND_ADDR:SIDEKIQ_ADMIN_PORT` (port 0 picks one).
     ///
     /// # Errors
     /// Database, template or bind failures.
-    pub async fn build(config: Config) -> anyhow::Result<App> {
-        let addr = SocketAddr::from(([0, 0, 0, 0], config.port));
-        let state = AppState::new(config)?;
+    pub async fn build(mut config: Config) -> anyhow::Result<App> {
+        let addr = SocketAddr::new(config.bind_addr, config.port);
         let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("bind {addr}"))?;
-        Ok(App { listener, state })
+        let admin_listener = match config.sidekiq_web_url {
+            Some(_) => {
+                let addr = SocketAddr::new(config.bind_addr, config.sidekiq_admin_port);
+                let l = TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("bind {addr} (SIDEKIQ_ADMIN_PORT)"))?;
+                // The redirect names the port really bound.
+                config.sidekiq_admin_port = l.local_addr()?.port();
+                Some(l)
+            }
+            None => None,
+        };
+        let state = AppState::new(config)?;
+        Ok(App {
+            listener,
+            admin_listener,
+            state,
+        })
     }
 
     /// The bound port.
@@ -37,51 +58,61 @@ impl App {
         self.listener.local_addr().map_or(0, |a| a.port())
     }
 
+    /// The admin origin's bound port, when there is one.
+    pub fn admin_port(&self) -> Option<u16> {
+        self.admin_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+            .map(|a| a.port())
+    }
+
     /// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests
-    /// finish.
+    /// finish (at most 20 s: a stuck request must not keep the pod past its
+    /// termination grace period).
     ///
     /// # Errors
-    /// Accept-loop I/O errors.
+    /// None today; kept fallible for the binary's `?`.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let stop = CancellationToken::new();
-        let sampler = tokio::spawn(crate::live::sample_throughput(
-            self.state.clone(),
-            stop.clone(),
-        ));
+        let sources = crate::services::live::LiveSources::from_ref(&self.state);
+        let sampler = tokio::spawn(sources.sample_throughput(stop.clone()));
+        let limits = Limits {
+            max_connections: self.state.config.max_connections,
+            header_timeout: HEADER_TIMEOUT,
+            drain_timeout: DRAIN_TIMEOUT,
+        };
+        let admin = self.admin_listener.map(|listener| {
+            tracing::info!(
+                addr = %listener.local_addr().map_or_else(|e| e.to_string(), |a| a.to_string()),
+                "sidekiq admin listening"
+            );
+            tokio::spawn(serve(
+                listener,
+                crate::admin_router(self.state.clone()),
+                limits,
+                stop.clone(),
+            ))
+        });
         let router = crate::router(self.state);
         tracing::info!(
-            port = self.listener.local_addr().map_or(0, |a| a.port()),
+            addr = %self.listener.local_addr().map_or_else(|e| e.to_string(), |a| a.to_string()),
             "mail-web listening"
         );
-        let signalled = CancellationToken::new();
-        let on_signal = signalled.clone();
-        let serve = axum::serve(
-            self.listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
+        let on_signal = stop.clone();
+        tokio::spawn(async move {
             shutdown.await;
             on_signal.cancel();
-        })
-        .into_future();
-        // Draining waits for open requests; a stuck one (a slow proxied Sidekiq page) must
-        // not keep the pod past its termination grace period.
-        let result = tokio::select! {
-            r = serve => r,
-            () = async {
-                signalled.cancelled().await;
-                tokio::time::sleep(DRAIN_TIMEOUT).await;
-            } => {
-                tracing::warn!(timeout_secs = DRAIN_TIMEOUT.as_secs(), "requests still open after the drain timeout; exiting");
-                Ok(())
-            }
-        };
+        });
+        serve(self.listener, router, limits, stop.clone()).await;
+        if let Some(admin) = admin {
+            let _ = admin.await;
+        }
         stop.cancel();
         let _ = sampler.await;
-        result.context("serve")
+        Ok(())
     }
 }
 

@@ -4,6 +4,7 @@
 //! [`Config::new`] and struct updates, because the process environment is shared by tests
 //! running in parallel.
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
 /// A variable was set to something unusable; the process stops at boot.
@@ -27,8 +28,13 @@ pub enum ConfigError {
 /// Everything the web app is configured with.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// `PORT`: where to listen (all interfaces).
+    /// `PORT`: where to listen.
     pub port: u16,
+    /// `BIND_ADDR`: the interface to listen on (all, `0.0.0.0`, by default: containers;
+    /// `ops/run` binds `127.0.0.1`).
+    pub bind_addr: IpAddr,
+    /// `MAX_CONNECTIONS`: connections served at once; more are answered 503.
+    pub max_connections: usize,
     /// `DATABASE_URL` (`sqlite://path`): the SQLite file; its directory is created.
     pub database_path: PathBuf,
     /// `REDIS_URL`: the Sidekiq Redis.
@@ -36,6 +42,13 @@ pub struct Config {
     /// `SIDEKIQ_WEB_URL`: where `/sidekiq` is proxied to (no trailing slash); unset shows
     /// how to start it instead.
     pub sidekiq_web_url: Option<String>,
+    /// `SIDEKIQ_ADMIN_PORT`: the port of the admin's own origin, where the proxy to
+    /// `SIDEKIQ_WEB_URL` listens (`0` picks one); `/sidekiq` on `PORT` redirects there.
+    pub sidekiq_admin_port: u16,
+    /// `SIDEKIQ_ADMIN_URL`: the admin origin's public base URL when a proxy in front maps it
+    /// (e.g. `https://sidekiq.mail.example`); unset: the request's host with
+    /// `SIDEKIQ_ADMIN_PORT`.
+    pub sidekiq_admin_url: Option<String>,
     /// `UNLEASH_URL`: linked from the header.
     pub unleash_url: String,
     /// `MAIL_CATCHER_URL`: linked from the header.
@@ -56,6 +69,13 @@ pub struct Config {
 pub const DEFAULT_DATABASE_PATH: &str = "db/development.sqlite3";
 /// Default largest bulk send: the seed's biggest button.
 pub const DEFAULT_BULK_SEND_MAX: usize = 10_000;
+/// Default connection limit: far above what a browser or a probe needs, far below the
+/// usual 1,024 file descriptors of a container.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
+/// Largest `BULK_SEND_MAX` accepted: ten times the seed's biggest button, and what the
+/// memory test of a single send covers (a send streams its jobs a chunk at a time, but each
+/// send still sorts its recipients by a random key in SQLite).
+pub const BULK_SEND_MAX_LIMIT: usize = 100_000;
 /// Default upload limit: 10 MiB holds ~250,000 address rows.
 pub const DEFAULT_MAX_UPLOAD_BYTES: usize = 10 * 1024 * 1024;
 
@@ -64,9 +84,13 @@ impl Config {
     pub fn new(database_path: impl Into<PathBuf>, redis_url: impl Into<String>) -> Self {
         Config {
             port: 3000,
+            bind_addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
             database_path: database_path.into(),
             redis_url: redis_url.into(),
             sidekiq_web_url: None,
+            sidekiq_admin_port: 3001,
+            sidekiq_admin_url: None,
             unleash_url: "http://localhost:4242".into(),
             mail_catcher_url: "http://localhost:1080".into(),
             basic_auth: None,
@@ -101,8 +125,31 @@ impl Config {
         if let Some(v) = get("PORT") {
             c.port = parse_num("PORT", &v)?;
         }
+        if let Some(v) = get("BIND_ADDR") {
+            c.bind_addr = v.trim().parse().map_err(|_| ConfigError::Invalid {
+                var: "BIND_ADDR",
+                value: v.clone(),
+                reason: "expected an IP address such as 0.0.0.0, 127.0.0.1 or ::",
+            })?;
+        }
+        if let Some(v) = get("MAX_CONNECTIONS") {
+            c.max_connections = parse_num("MAX_CONNECTIONS", &v)?;
+            if c.max_connections == 0 {
+                return Err(ConfigError::Invalid {
+                    var: "MAX_CONNECTIONS",
+                    value: v,
+                    reason: "must be at least 1",
+                });
+            }
+        }
         if let Some(v) = get("SIDEKIQ_WEB_URL") {
             c.sidekiq_web_url = Some(parse_http_url("SIDEKIQ_WEB_URL", &v)?);
+        }
+        if let Some(v) = get("SIDEKIQ_ADMIN_PORT") {
+            c.sidekiq_admin_port = parse_num("SIDEKIQ_ADMIN_PORT", &v)?;
+        }
+        if let Some(v) = get("SIDEKIQ_ADMIN_URL") {
+            c.sidekiq_admin_url = Some(parse_origin("SIDEKIQ_ADMIN_URL", &v)?);
         }
         if let Some(v) = get("UNLEASH_URL") {
             c.unleash_url = v;
@@ -121,11 +168,11 @@ impl Config {
         };
         if let Some(v) = get("BULK_SEND_MAX") {
             c.bulk_send_max = parse_num("BULK_SEND_MAX", &v)?;
-            if c.bulk_send_max == 0 {
+            if !(1..=BULK_SEND_MAX_LIMIT).contains(&c.bulk_send_max) {
                 return Err(ConfigError::Invalid {
                     var: "BULK_SEND_MAX",
                     value: v,
-                    reason: "must be at least 1",
+                    reason: "must be between 1 and 100000",
                 });
             }
         }
@@ -188,6 +235,25 @@ fn parse_http_url(var: &'static str, value: &str) -> Result<String, ConfigError>
     }
 }
 
+/// `http(s)://host[:port]`, nothing after it: a base the admin's paths are appended to.
+fn parse_origin(var: &'static str, value: &str) -> Result<String, ConfigError> {
+    let trimmed = value.trim().trim_end_matches('/');
+    let ok = ["http://", "https://"].iter().any(|scheme| {
+        trimmed
+            .strip_prefix(scheme)
+            .is_some_and(|rest| !rest.is_empty() && !rest.contains(['/', '?', '#', '@']))
+    }) && trimmed.parse::<axum::http::Uri>().is_ok();
+    if ok {
+        Ok(trimmed.to_owned())
+    } else {
+        Err(ConfigError::Invalid {
+            var,
+            value: value.into(),
+            reason: "expected http(s)://host[:port] without a path",
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,9 +271,13 @@ mod tests {
     fn defaults() {
         let c = Config::from_lookup(lookup(&[])).unwrap();
         assert_eq!(c.port, 3000);
+        assert_eq!(c.bind_addr.to_string(), "0.0.0.0");
+        assert_eq!(c.max_connections, 512);
         assert_eq!(c.database_path, PathBuf::from("db/development.sqlite3"));
         assert_eq!(c.redis_url, "redis://127.0.0.1:6379/0");
         assert_eq!(c.sidekiq_web_url, None);
+        assert_eq!(c.sidekiq_admin_port, 3001);
+        assert_eq!(c.sidekiq_admin_url, None);
         assert_eq!(c.mail_catcher_url, "http://localhost:1080");
         assert_eq!(c.unleash_url, "http://localhost:4242");
         assert_eq!(c.bulk_send_max, 10_000);
@@ -218,16 +288,27 @@ mod tests {
     fn values_are_parsed() {
         let c = Config::from_lookup(lookup(&[
             ("PORT", "8080"),
+            ("BIND_ADDR", "127.0.0.1"),
+            ("MAX_CONNECTIONS", "64"),
             ("DATABASE_URL", "sqlite:///var/lib/web/prod.sqlite3"),
             ("SIDEKIQ_WEB_URL", "http://127.0.0.1:9292/"),
+            ("SIDEKIQ_ADMIN_PORT", "4001"),
+            ("SIDEKIQ_ADMIN_URL", "https://sidekiq.mail.example/"),
             ("WEB_USERNAME", "u"),
             ("WEB_PASSWORD", "p"),
             ("BULK_SEND_MAX", "50_000"),
         ]))
         .unwrap();
         assert_eq!(c.port, 8080);
+        assert_eq!(c.bind_addr.to_string(), "127.0.0.1");
+        assert_eq!(c.max_connections, 64);
         assert_eq!(c.database_path, PathBuf::from("/var/lib/web/prod.sqlite3"));
         assert_eq!(c.sidekiq_web_url.as_deref(), Some("http://127.0.0.1:9292"));
+        assert_eq!(c.sidekiq_admin_port, 4001);
+        assert_eq!(
+            c.sidekiq_admin_url.as_deref(),
+            Some("https://sidekiq.mail.example")
+        );
         assert_eq!(c.basic_auth, Some(("u".into(), "p".into())));
         assert_eq!(c.bulk_send_max, 50_000);
     }
@@ -236,10 +317,15 @@ mod tests {
     fn bad_values_stop_the_boot() {
         for pairs in [
             vec![("PORT", "http")],
+            vec![("BIND_ADDR", "localhost")],
+            vec![("MAX_CONNECTIONS", "0")],
             vec![("SIDEKIQ_WEB_URL", "https://x")],
             vec![("SIDEKIQ_WEB_URL", "127.0.0.1:9292")],
+            vec![("SIDEKIQ_ADMIN_URL", "https://x.example/sidekiq")],
+            vec![("SIDEKIQ_ADMIN_URL", "sidekiq.example")],
             vec![("WEB_USERNAME", "only")],
             vec![("BULK_SEND_MAX", "0")],
+            vec![("BULK_SEND_MAX", "100001")],
             vec![("DATABASE_URL", "sqlite::memory:")],
         ] {
             assert!(Config::from_lookup(lookup(&pairs)).is_err(), "{pairs:?}");

@@ -6,41 +6,32 @@
 //! # Layout
 //! - [`config`]: environment variables, parsed once.
 //! - [`app`]: [`App::build`] / [`App::run_until_stopped`]: listener, background sampler,
-//!   graceful shutdown.
-//! - [`routes`]: [`router`] and the handlers, one module per area.
-//! - Domain and storage: [`address`] (validated input), [`addresses`] (`emails` table),
-//!   [`mail_jobs`] (`mail_jobs` table + progress merge), [`csv_import`] (decoding and
-//!   validating uploads), [`db`] (SQLite, migrations, blocking pool).
-//! - Redis: [`sidekiq_redis`] (lazy, time-bounded connection), [`live`] (the live panel).
-//! - HTTP plumbing: [`csrf`], [`flash`], [`cookies`], [`basic_auth`], [`http_metrics`],
-//!   [`sidekiq_proxy`], [`templates`], [`i18n`], [`error`], [`throughput`], [`telemetry`].
+//!   graceful shutdown; [`state`]: what every handler shares.
+//! - [`routes`]: [`router`] (mail-web's port), [`admin_router`] (the Sidekiq admin's own
+//!   origin) and the handlers (request in, response out), one module per area.
+//! - [`domain`]: validated addresses, bulk-send status and merge, CSV planning.
+//! - [`storage`]: SQLite (schema, queries) and the Sidekiq Redis.
+//! - [`services`]: the use cases behind the handlers (live progress, throughput).
+//! - [`http`]: errors, CSRF, cookies, flash, basic auth, metrics, templates, the proxy.
+//! - [`i18n`]: Japanese and English texts, language negotiation, formatting.
+//! - [`telemetry`]: JSON logs.
 //!
-//! The worker never reads SQLite; everything it needs travels in the job args.
+//! Dependencies point one way: `routes → services → storage → domain`; `http` and `i18n`
+//! are used by routes and services, never the other way round. The worker never reads
+//! SQLite; everything it needs travels in the job args.
 
-pub mod address;
-pub mod addresses;
 pub mod app;
-pub mod basic_auth;
 pub mod config;
-pub mod cookies;
-pub mod csrf;
-pub mod csv_import;
-pub mod db;
-pub mod error;
-pub mod flash;
-pub mod http_metrics;
+pub mod domain;
+pub mod http;
 pub mod i18n;
-pub mod live;
-pub mod mail_jobs;
 pub mod routes;
-pub mod sidekiq_proxy;
-pub mod sidekiq_redis;
+pub mod services;
 pub mod state;
+pub mod storage;
 pub mod telemetry;
-pub mod templates;
-pub mod throughput;
 
 pub use app::App;
 pub use config::Config;
-pub use routes::router;
+pub use routes::{admin_router, router};
 pub use state::AppState;

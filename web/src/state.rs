@@ -1,12 +1,13 @@
 //! The state every handler shares, built once at start.
 
-use crate::basic_auth::Credentials;
 use crate::config::Config;
-use crate::db::Db;
-use crate::http_metrics::HttpMetrics;
-use crate::sidekiq_proxy::SidekiqProxy;
-use crate::sidekiq_redis::SidekiqRedis;
-use crate::throughput::Throughput;
+use crate::http::auth::Credentials;
+use crate::http::metrics::HttpMetrics;
+use crate::http::proxy::{AdminOrigin, SidekiqProxy};
+use crate::http::session::SessionKey;
+use crate::services::throughput::Throughput;
+use crate::storage::db::Db;
+use crate::storage::sidekiq::SidekiqRedis;
 use anyhow::Context;
 use axum::extract::FromRef;
 use minijinja::Environment;
@@ -29,6 +30,10 @@ pub struct AppState {
     pub throughput: Arc<Throughput>,
     /// `/sidekiq` proxy, when `SIDEKIQ_WEB_URL` is set.
     pub proxy: Option<SidekiqProxy>,
+    /// Where the admin origin is (the proxy's own listener).
+    pub admin: AdminOrigin,
+    /// Signs session cookies (from the database's secret).
+    pub session_key: SessionKey,
 }
 
 impl AppState {
@@ -40,16 +45,31 @@ impl AppState {
     pub fn new(config: Config) -> anyhow::Result<Self> {
         let db = Db::open(&config.database_path)
             .with_context(|| format!("open database {}", config.database_path.display()))?;
-        let templates = crate::templates::environment().context("compile templates")?;
+        let templates = crate::http::templates::environment().context("compile templates")?;
+        let session_key = SessionKey::new(&db.instance().secret);
         Ok(AppState {
+            session_key,
             redis: Arc::new(SidekiqRedis::new(config.redis_url.clone())),
-            proxy: config.sidekiq_web_url.as_deref().map(SidekiqProxy::new),
+            proxy: config
+                .sidekiq_web_url
+                .as_deref()
+                .map(|url| SidekiqProxy::new(url, config.basic_auth.is_some())),
+            admin: match &config.sidekiq_admin_url {
+                Some(url) => AdminOrigin::Url(url.as_str().into()),
+                None => AdminOrigin::Port(config.sidekiq_admin_port),
+            },
             config: Arc::new(config),
             db,
             templates: Arc::new(templates),
             metrics: HttpMetrics::default(),
             throughput: Arc::new(Throughput::default()),
         })
+    }
+}
+
+impl FromRef<AppState> for SessionKey {
+    fn from_ref(s: &AppState) -> Self {
+        s.session_key.clone()
     }
 }
 
@@ -62,6 +82,12 @@ impl FromRef<AppState> for HttpMetrics {
 impl FromRef<AppState> for Option<SidekiqProxy> {
     fn from_ref(s: &AppState) -> Self {
         s.proxy.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<Environment<'static>> {
+    fn from_ref(s: &AppState) -> Self {
+        s.templates.clone()
     }
 }
 

@@ -78,10 +78,16 @@ impl Busy {
         self.lock()
             .iter()
             .map(|(slot, r)| {
-                let v = serde_json::json!({"queue": r.lease.queue, "payload": r.lease.payload, "run_at": r.run_at});
+                let payload = String::from_utf8_lossy(&r.lease.payload);
+                let v = serde_json::json!({"queue": r.lease.queue, "payload": payload, "run_at": r.run_at});
                 (radix36(*slot), v.to_string())
             })
             .collect()
+    }
+
+    /// The leases of every running job.
+    pub fn leases(&self) -> Vec<Lease> {
+        self.lock().values().map(|r| r.lease.clone()).collect()
     }
 
     /// Logs every running job (TTIN).
@@ -136,7 +142,7 @@ mod tests {
         let lease = Lease {
             queue: "default".into(),
             list: "l".into(),
-            payload: "{}".into(),
+            payload: b"{}".to_vec(),
         };
         let slot = busy.start(lease.clone(), 5, "MailSenderJob".into(), "j".into());
         let work = busy.work_entries();

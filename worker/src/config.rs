@@ -60,6 +60,10 @@ pub struct Settings {
     pub heartbeat_interval: Duration,
     /// `RECOVERY_INTERVAL` seconds: how often orphaned in-progress lists are looked for.
     pub recovery_interval: Duration,
+    /// `RECOVERY_GRACE` seconds: how long the jobs of a process that stopped beating wait
+    /// (in `schedule`) before they run again, so a process that was only paused can still
+    /// finish them and no mail goes out twice.
+    pub recovery_grace: Duration,
     /// `WORKER_TAG`: shown next to the process on the Busy page.
     pub tag: String,
     /// `HOSTNAME` (the pod name in Kubernetes), used in the process identity.
@@ -90,6 +94,7 @@ impl Settings {
             poll_interval: None,
             heartbeat_interval: Duration::from_secs(5),
             recovery_interval: Duration::from_secs(15),
+            recovery_grace: Duration::from_secs(60),
             tag: String::new(),
             hostname: "localhost".into(),
             log_filter: "info,lettre=warn".into(),
@@ -210,6 +215,9 @@ impl Settings {
         }
         if let Some(v) = vars.seconds("RECOVERY_INTERVAL")? {
             s.recovery_interval = v;
+        }
+        if let Some(v) = vars.seconds("RECOVERY_GRACE")? {
+            s.recovery_grace = v;
         }
         if let Some(v) = vars.get("WORKER_TAG") {
             s.tag = v;

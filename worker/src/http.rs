@@ -12,23 +12,20 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
-use redis::aio::ConnectionManager;
 use serde_json::json;
 use service_runtime::prometheus::{self, escape};
+use service_runtime::redis_link::RedisLink;
 use service_runtime::usage::ProcessUsage;
 use sidekiq_wire::overview;
 use std::fmt::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Liveness fails when no loop ticked for this long.
-const LIVE_WINDOW_SECS: i64 = 30;
-
 /// What the endpoints report on.
 #[derive(Clone)]
 pub struct Probe {
     /// Shared Redis connection (readiness ping, queue gauges).
-    pub redis: ConnectionManager,
+    pub redis: RedisLink,
     /// Whether the loops turn.
     pub health: Arc<Health>,
     /// Quiet/stopping.
@@ -56,17 +53,20 @@ pub fn router(shared: Probe) -> Router {
 }
 
 async fn live(State(shared): State<Probe>) -> impl IntoResponse {
-    let since = shared.health.since_tick();
-    let status = if since <= LIVE_WINDOW_SECS {
+    let l = shared.health.liveness();
+    let status = if l.is_alive() {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (
         status,
-        Json(
-            json!({"status": if status.is_success() { "ok" } else { "stalled" }, "seconds_since_tick": since}),
-        ),
+        Json(json!({
+            "status": if l.is_alive() { "ok" } else { "stalled" },
+            "heartbeat_seconds_since_turn": l.heartbeat_secs,
+            "fetch_seconds_since_turn": l.fetch_secs,
+            "stall_after_seconds": crate::health::STALL_AFTER.as_secs(),
+        })),
     )
 }
 

@@ -25,7 +25,7 @@ use crate::tasks::heartbeat::Heartbeat;
 use crate::tasks::poller::Poller;
 use crate::tasks::recovery::Recovery;
 use anyhow::Context;
-use redis::aio::ConnectionManager;
+use service_runtime::redis_link::RedisLink;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -152,7 +152,8 @@ pub async fn start(settings: Settings, clock: Clock) -> anyhow::Result<Handle> {
     ));
     let manager = Manager::new(
         &settings.redis_url,
-        processor,
+        redis.clone(),
+        processor.clone(),
         busy.clone(),
         control.clone(),
         health.clone(),
@@ -180,7 +181,7 @@ pub async fn start(settings: Settings, clock: Clock) -> anyhow::Result<Handle> {
             interval: settings.heartbeat_interval,
             busy: busy.clone(),
             control: control.clone(),
-            health,
+            health: health.clone(),
             stats: stats.clone(),
             metrics: metrics.clone(),
             clock: clock.clone(),
@@ -197,6 +198,10 @@ pub async fn start(settings: Settings, clock: Clock) -> anyhow::Result<Handle> {
             redis: redis.clone(),
             identity: identity.name.clone(),
             interval: settings.recovery_interval,
+            grace: settings.recovery_grace,
+            heartbeat_interval: settings.heartbeat_interval,
+            health: health.clone(),
+            processor: processor.clone(),
             metrics,
             clock: clock.clone(),
         },
@@ -230,7 +235,7 @@ struct Tasks {
 
 /// What the end of a stop needs.
 struct StopSequence {
-    redis: ConnectionManager,
+    redis: RedisLink,
     identity: String,
     registry: Vec<(String, String)>,
     stats: Arc<Stats>,
@@ -267,10 +272,15 @@ impl StopSequence {
     async fn give_back_own_lists(&self, deadline: Deadline) {
         let mut conn = self.redis.clone();
         let now = self.clock.now().to_score();
-        let give_back = recovery::recover(&mut conn, &self.identity, true, now);
+        let give_back = recovery::recover(&mut conn, &self.identity, true, now, Duration::ZERO);
         match tokio::time::timeout_at(deadline.end(), give_back).await {
-            Ok(Ok(0)) => {}
-            Ok(Ok(n)) => tracing::info!(jobs = n, "pushed back jobs left in this process's lists"),
+            Ok(Ok(r)) if r.total() == 0 => {}
+            Ok(Ok(r)) => {
+                tracing::info!(
+                    jobs = r.total(),
+                    "pushed back jobs left in this process's lists"
+                )
+            }
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "could not empty the in-progress lists; another process will recover them")
             }

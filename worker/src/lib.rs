@@ -17,7 +17,7 @@
 //! - [`store`]: every Redis round trip and Lua script.
 //! - [`http`]: `/metrics`, `/health/live`, `/health/ready`.
 //!
-//! Leaf types: [`decision`] (what became of a job), [`control`] (quiet/stop, the signal
+//! Leaf types: [`decision`] (what became of a job), [`unreadable`] (payloads that are not jobs), [`control`] (quiet/stop, the signal
 //! table, the stop deadline), [`busy`] (running jobs), [`health`], [`identity`], [`queues`],
 //! [`stats`] and [`metrics`] (counters), [`config`], [`clock`].
 
@@ -42,6 +42,7 @@ pub mod stats;
 pub mod step;
 pub mod store;
 pub mod tasks;
+pub mod unreadable;
 
 pub use clock::Clock;
 pub use config::Settings;

@@ -10,15 +10,20 @@ use crate::queues::QueueSet;
 use crate::store::fetch::{self, Lease, MAX_BATCH};
 use redis::AsyncConnectionConfig;
 use redis::aio::MultiplexedConnection;
-use sidekiq_wire::Job;
+use service_runtime::redis_link::RedisLink;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
 
+/// How much longer than its block time a fetch may take before its connection is given up:
+/// covers a slow Redis, not a dead one.
+const FETCH_REPLY_MARGIN: Duration = Duration::from_secs(3);
+
 /// What the manager works with.
 pub struct Manager {
     processor: Arc<Processor>,
+    redis: RedisLink,
     busy: Arc<Busy>,
     control: Control,
     health: Arc<Health>,
@@ -33,8 +38,13 @@ impl Manager {
     ///
     /// # Errors
     /// A malformed Redis URL.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "each is one thing the loop needs"
+    )]
     pub fn new(
         redis_url: &str,
+        redis: RedisLink,
         processor: Arc<Processor>,
         busy: Arc<Busy>,
         control: Control,
@@ -44,6 +54,7 @@ impl Manager {
     ) -> redis::RedisResult<Self> {
         Ok(Manager {
             fetcher: Fetcher::new(redis_url, queues.all().len())?,
+            redis,
             processor,
             busy,
             control,
@@ -58,15 +69,36 @@ impl Manager {
     pub async fn run(&mut self) {
         let slots = Arc::new(Semaphore::new(self.concurrency));
         let mut delay = Duration::from_millis(100);
+        // A failed fetch may have moved jobs into our lists whose reply never arrived: they
+        // must go back before the next fetch, or nobody would ever run them while we live.
+        let mut unclaimed_possible = false;
+        let _stopped = StoppedOnDrop(&self.health);
         loop {
-            self.health.tick();
+            self.health.fetch_turned();
             if self.control.is_quiet() {
                 return;
             }
+            if unclaimed_possible {
+                match self.give_back_unclaimed().await {
+                    Ok(()) => unclaimed_possible = false,
+                    Err(e) => {
+                        tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "could not check the in-progress lists yet");
+                        if self.control.sleep_unless_quiet(delay).await {
+                            return;
+                        }
+                        delay = (delay * 2).min(Duration::from_secs(5));
+                        continue;
+                    }
+                }
+            }
+            // Waiting for a free slot is not a stall: jobs may run for JOB_TIMEOUT.
+            self.health.fetch_waits_for_slot(true);
             let first = tokio::select! {
                 p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
                 _ = self.control.quieted() => return,
             };
+            self.health.fetch_waits_for_slot(false);
+            self.health.fetch_turned();
             let mut permits = vec![first];
             while permits.len() < MAX_BATCH {
                 match slots.clone().try_acquire_owned() {
@@ -91,6 +123,7 @@ impl Manager {
                 }
                 Err(e) => {
                     self.health.set_redis_ok(false);
+                    unclaimed_possible = true;
                     tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "fetch failed; reconnecting");
                     self.fetcher.reset();
                     drop(permits);
@@ -103,8 +136,21 @@ impl Manager {
         }
     }
 
+    async fn give_back_unclaimed(&self) -> redis::RedisResult<()> {
+        let mut conn = self.redis.clone();
+        let running = self.busy.leases();
+        let given = fetch::give_back_unclaimed(&mut conn, &self.queues, &running).await?;
+        if given > 0 {
+            tracing::warn!(
+                jobs = given,
+                "gave back jobs a failed fetch had moved into this process's lists"
+            );
+        }
+        Ok(())
+    }
+
     fn spawn(&self, lease: Lease, permit: OwnedSemaphorePermit) {
-        let parsed = Job::parse(&lease.payload);
+        let parsed = crate::unreadable::read_job(&lease.payload);
         let (class, jid) = parsed
             .as_ref()
             .map(|j| (j.display_class().to_owned(), j.jid().to_owned()))
@@ -158,9 +204,18 @@ impl Manager {
     }
 }
 
+/// Tells health the fetch loop is over (quiet), however `run` returns.
+struct StoppedOnDrop<'a>(&'a Health);
+
+impl Drop for StoppedOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_stopped();
+    }
+}
+
 /// The fetch side: a dedicated connection (blocking commands would stall a shared,
-/// multiplexed one) with no response timeout (redis 1.x's 500 ms default would cut every
-/// `BLMOVE` short).
+/// multiplexed one) whose response timeout is the block time plus a margin, so a silent
+/// partition is noticed (and the connection replaced) within seconds, not never.
 struct Fetcher {
     client: redis::Client,
     conn: Option<MultiplexedConnection>,
@@ -186,7 +241,7 @@ impl Fetcher {
     async fn conn(&mut self) -> redis::RedisResult<&mut MultiplexedConnection> {
         if self.conn.is_none() {
             let config = AsyncConnectionConfig::new()
-                .set_response_timeout(None)
+                .set_response_timeout(Some(self.block + FETCH_REPLY_MARGIN))
                 .set_connection_timeout(Some(Duration::from_secs(5)));
             self.conn = Some(
                 self.client

@@ -10,13 +10,20 @@ use crate::retry;
 use crate::stats::Stats;
 use crate::store::fetch::Lease;
 use crate::store::outcome::{self, Tracking};
+use crate::store::recovery::POISON_PILL_LIMIT;
+use crate::unreadable::{Unreadable, dead_entry_for_bytes, read_job};
 use mail_protocol::MailSenderArgs;
 use mail_protocol::job::CLASS as MAIL_CLASS;
+use mail_protocol::keys as mailkeys;
 use rand::Rng;
-use redis::aio::ConnectionManager;
-use sidekiq_wire::{Job, JobError, Timestamp};
+use service_runtime::redis_link::RedisLink;
+use service_runtime::timeouts::timeout_tolerating_pauses;
+use sidekiq_wire::{Job, Timestamp};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// Poison pills buried per call.
+const POISON_BATCH: isize = 100;
 
 /// What processing one job came to.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,7 +44,7 @@ pub struct Processed {
 /// Everything needed to run jobs; shared by all slots.
 pub struct Processor {
     ctx: JobContext,
-    redis: ConnectionManager,
+    redis: RedisLink,
     clock: Clock,
     job_timeout: Duration,
     stats: Arc<Stats>,
@@ -72,7 +79,7 @@ impl Processor {
 
     /// Runs the leased job, records its outcome (retrying through Redis outages) and
     /// counts it.
-    pub async fn process(&self, lease: &Lease, parsed: Result<Job, JobError>) -> Processed {
+    pub async fn process(&self, lease: &Lease, parsed: Result<Job, Unreadable>) -> Processed {
         let job = match parsed {
             Ok(job) => job,
             Err(e) => return self.reject_malformed(lease, &e).await,
@@ -83,12 +90,7 @@ impl Processor {
             self.metrics
                 .latency(&lease.queue, self.clock.now().as_secs() - enq.as_secs());
         }
-        let tracking = (job.class() == MAIL_CLASS).then(|| Tracking {
-            jid: job.jid().to_owned(),
-            send: MailSenderArgs::from_job(&job)
-                .ok()
-                .and_then(|a| a.send_id()),
-        });
+        let tracking = tracking_for(&job);
         let result = {
             let (ctx, job) = (self.ctx.clone(), job.clone());
             run_isolated(
@@ -132,19 +134,90 @@ impl Processor {
         }
     }
 
-    /// A payload that is not a job goes to the dead set raw, is not retried and not counted
-    /// (as Ruby does with malformed JSON).
-    async fn reject_malformed(&self, lease: &Lease, e: &JobError) -> Processed {
-        tracing::error!(queue = %lease.queue, error = %e, payload = %truncate(&lease.payload, 200), "malformed job moved to the dead set");
-        let decision = Decision::Dead {
-            payload: lease.payload.clone(),
+    /// A payload that is not a job goes to the dead set, is not retried and not counted:
+    /// malformed text as it is (as Ruby does), bytes that are not text inside an entry that
+    /// says so and keeps them (base64), since a sorted-set member the Web UI cannot decode
+    /// would say nothing.
+    async fn reject_malformed(&self, lease: &Lease, e: &Unreadable) -> Processed {
+        let now = self.clock.now();
+        let payload = match (e, lease.text()) {
+            (Unreadable::NotAJob(_), Ok(text)) => {
+                tracing::error!(queue = %lease.queue, error = %e, payload = %truncate(text, 200), "malformed job moved to the dead set");
+                text.to_owned()
+            }
+            _ => {
+                tracing::error!(queue = %lease.queue, error = %e, "undecodable payload moved to the dead set (kept as base64)");
+                dead_entry_for_bytes(&lease.payload, &lease.queue, now)
+            }
         };
-        let recorded = self
-            .record_until_done(lease, &decision, None, self.clock.now())
-            .await;
+        let decision = Decision::Dead { payload };
+        let recorded = self.record_until_done(lease, &decision, None, now).await;
         Processed {
             jid: String::new(),
             class: "(malformed)".into(),
+            queue: lease.queue.clone(),
+            decision,
+            recorded,
+        }
+    }
+
+    /// Moves waiting poison pills (jobs recovered from crashed processes too often) to the
+    /// dead set, each with the reason and counted as failed. Returns how many.
+    ///
+    /// # Errors
+    /// Redis errors reading the list (what is not buried yet waits for the next call).
+    pub async fn bury_poisoned(&self) -> redis::RedisResult<usize> {
+        let mut conn = self.redis.clone();
+        let items: Vec<Vec<u8>> = redis::cmd("LRANGE")
+            .arg(mailkeys::POISONED)
+            .arg(0)
+            .arg(POISON_BATCH - 1)
+            .query_async(&mut conn)
+            .await?;
+        let mut buried = 0;
+        for payload in items {
+            let job = read_job(&payload);
+            let queue = job
+                .as_ref()
+                .ok()
+                .and_then(|j| j.queue())
+                .unwrap_or("default")
+                .to_owned();
+            let lease = Lease {
+                queue,
+                list: mailkeys::POISONED.to_owned(),
+                payload,
+            };
+            let processed = match job {
+                Ok(job) => self.reject_poison(&lease, &job).await,
+                Err(e) => self.reject_malformed(&lease, &e).await,
+            };
+            if processed.recorded {
+                buried += 1;
+            }
+        }
+        Ok(buried)
+    }
+
+    async fn reject_poison(&self, lease: &Lease, job: &Job) -> Processed {
+        let now = self.clock.now();
+        let failure = Failure {
+            class: "PoisonPillError".into(),
+            message: format!(
+                "recovered from crashed processes more than {POISON_PILL_LIMIT} times: it is probably what crashes them, so it is kept here instead of run again"
+            ),
+            backtrace: vec!["mail-worker: reliable-fetch recovery".into()],
+            permanent: true,
+        };
+        let decision = retry::plan_failure(job.clone(), &lease.queue, &failure, now, 0.0);
+        let tracking = tracking_for(job);
+        tracing::error!(jid = %job.jid(), class = %job.display_class(), queue = %lease.queue, "poison pill moved to the dead set");
+        let recorded = self
+            .record_until_done(lease, &decision, tracking.as_ref(), now)
+            .await;
+        Processed {
+            jid: job.jid().to_owned(),
+            class: job.display_class().to_owned(),
             queue: lease.queue.clone(),
             decision,
             recorded,
@@ -204,6 +277,15 @@ impl Processor {
     }
 }
 
+/// Whose delivery state and progress the outcome of `job` moves: only `MailSenderJob`s are
+/// tracked.
+fn tracking_for(job: &Job) -> Option<Tracking> {
+    (job.class() == MAIL_CLASS).then(|| Tracking {
+        jid: job.jid().to_owned(),
+        send: MailSenderArgs::from_job(job).ok().and_then(|a| a.send_id()),
+    })
+}
+
 /// What became of `job`, fetched from `queue`, after its handler returned `result` at `now`;
 /// `jitter` is a uniform sample in `[0, 1)` for the retry backoff.
 pub fn decide(
@@ -238,7 +320,7 @@ where
 {
     let inner = tokio::spawn(job);
     let _guard = AbortOnDrop(inner.abort_handle());
-    match tokio::time::timeout(timeout, inner).await {
+    match timeout_tolerating_pauses(timeout, inner).await {
         Ok(Ok(r)) => r,
         Ok(Err(join)) => Err(Failure {
             class: if join.is_panic() {

@@ -34,6 +34,9 @@ pub fn plan_failure(
     let Some(max) = job.retry().max_retries() else {
         return Decision::Discarded;
     };
+    // The payload is rewritten anyway: its timestamps in the one form every Web UI reads
+    // (the `sidekiq` crate writes integer seconds, which 8.x would show as 1970).
+    job.normalize_timestamps();
     let queue = job.retry_queue().unwrap_or(fetched_queue).to_owned();
     job.set_queue(queue);
     job.set_error(&failure.class, &truncate(&failure.message));

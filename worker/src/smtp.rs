@@ -78,7 +78,9 @@ impl SmtpPool {
             self.checkin(conn);
             Ok(())
         };
-        tokio::time::timeout(self.timeout, attempt)
+        // A process paused mid-transaction must not call a mail the server accepted meanwhile
+        // a failure: it would be sent again.
+        service_runtime::timeouts::timeout_tolerating_pauses(self.timeout, attempt)
             .await
             .unwrap_or(Err(PoolError::Timeout))
     }

@@ -2,7 +2,8 @@
 //!
 //! A [`Stepper`] runs nothing on its own: [`Stepper::process_one`] fetches one job, runs it,
 //! records its outcome and says what happened; [`Stepper::enqueue_due`] is one pass of the
-//! scheduled-job poller; [`Stepper::flush_stats`] writes the counters a heartbeat would.
+//! scheduled-job poller; [`Stepper::recover`] one pass of the recovery loop;
+//! [`Stepper::flush_stats`] writes the counters a heartbeat would.
 //! Each step uses the same store functions and processor as the running worker.
 
 use crate::clock::Clock;
@@ -15,12 +16,14 @@ use crate::metrics::Metrics;
 use crate::processor::{Processed, Processor};
 use crate::queues::QueueSet;
 use crate::stats::Stats;
+use crate::store::recovery::{self, Recovered};
 use crate::store::{self, fetch, schedule};
 use anyhow::Context;
 use mail_protocol::keys as mailkeys;
-use redis::aio::ConnectionManager;
-use sidekiq_wire::{Job, keys};
+use service_runtime::redis_link::RedisLink;
+use sidekiq_wire::keys;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// What one step did.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,7 +38,7 @@ pub enum Step {
 pub struct Stepper {
     processor: Processor,
     queues: QueueSet,
-    redis: ConnectionManager,
+    redis: RedisLink,
     identity: Identity,
     stats: Arc<Stats>,
     clock: Clock,
@@ -86,7 +89,7 @@ impl Stepper {
         let Some(lease) = fetch::take(&mut conn, &self.queues, &[first]).await?.pop() else {
             return Ok(Step::QueueEmpty);
         };
-        let parsed = Job::parse(&lease.payload);
+        let parsed = crate::unreadable::read_job(&lease.payload);
         Ok(Step::Processed(
             self.processor.process(&lease, parsed).await,
         ))
@@ -117,6 +120,21 @@ impl Stepper {
             moved += schedule::enqueue_due(&mut conn, set, &staging, &self.clock).await?;
         }
         Ok(moved)
+    }
+
+    /// One recovery pass: takes the lists of processes whose heartbeat has expired (their
+    /// queue jobs run again after `grace`, through `schedule`; none at zero) and moves poison
+    /// pills to the dead set.
+    ///
+    /// # Errors
+    /// Redis errors.
+    pub async fn recover(&self, grace: Duration) -> redis::RedisResult<Recovered> {
+        let mut conn = self.redis.clone();
+        let now = self.clock.now().to_score();
+        let recovered =
+            recovery::recover(&mut conn, &self.identity.name, false, now, grace).await?;
+        self.processor.bury_poisoned().await?;
+        Ok(recovered)
     }
 
     /// Writes the stats counted so far (`stat:processed`, `stat:failed`, Metrics-page data),

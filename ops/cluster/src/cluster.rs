@@ -25,8 +25,10 @@ pub struct Endpoints {
     pub smtp: u16,
     /// The catcher's UI.
     pub mail_ui: u16,
-    /// The Sidekiq admin.
+    /// The Sidekiq admin's puma.
     pub sidekiq_web: u16,
+    /// The web's own origin for the admin (it proxies to puma).
+    pub sidekiq_admin: u16,
     /// The web.
     pub web: u16,
     /// Where worker metrics ports start.
@@ -48,6 +50,7 @@ impl Endpoints {
             mail_ui: next(plan.mail_ui),
             sidekiq_web: next(plan.sidekiq_web),
             web: next(plan.web),
+            sidekiq_admin: next(plan.sidekiq_admin),
             metrics_from: plan.metrics,
         }
     }
@@ -201,6 +204,9 @@ pub fn web(bin_dir: &Path, run_dir: &Path, e: &Endpoints) -> ServiceSpec {
         command: vec![bin_dir.join("mail-web").into_os_string()],
         env: env(&[
             ("PORT", &e.web.to_string()),
+            ("SIDEKIQ_ADMIN_PORT", &e.sidekiq_admin.to_string()),
+            // Both ports are for this machine only.
+            ("BIND_ADDR", "127.0.0.1"),
             ("DATABASE_URL", &database),
             ("REDIS_URL", &e.redis_url()),
             (
@@ -405,7 +411,7 @@ fn print_banner(s: &RunSettings, e: &Endpoints) {
     println!(
         "
   web            http://localhost:{web}
-  Sidekiq        http://localhost:{web}/sidekiq   (direct: http://127.0.0.1:{sk}/sidekiq)
+  Sidekiq        http://localhost:{web}/sidekiq   (its own origin: http://localhost:{admin}/sidekiq; puma: http://127.0.0.1:{sk}/sidekiq)
   mail catcher   http://localhost:{ui}   (SMTP 127.0.0.1:{smtp}; mail kept in {mail})
   metrics        http://localhost:{web}/metrics   (workers: http://127.0.0.1:{m}/metrics and up)
   health         http://localhost:{web}/health
@@ -417,6 +423,7 @@ fn print_banner(s: &RunSettings, e: &Endpoints) {
 ",
         web = e.web,
         sk = e.sidekiq_web,
+        admin = e.sidekiq_admin,
         ui = e.mail_ui,
         smtp = e.smtp,
         mail = rel(&s.paths.run_dir.join("mail")),

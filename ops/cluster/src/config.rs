@@ -39,15 +39,18 @@ pub struct PortPlan {
     pub smtp: u16,
     /// The mail catcher's UI (1080).
     pub mail_ui: u16,
-    /// The Sidekiq admin (9292).
+    /// The Sidekiq admin's puma (9292).
     pub sidekiq_web: u16,
+    /// The web's own origin for the Sidekiq admin (`SIDEKIQ_ADMIN_PORT`, 3001).
+    pub sidekiq_admin: u16,
     /// The first worker's metrics port (9394; the next workers take the next free ones).
     pub metrics: u16,
 }
 
 impl PortPlan {
     /// The usual ports, or with `OPS_RUN_PORT_BASE=b`: web b, Redis b+1, SMTP b+2, mail
-    /// UI b+3, Sidekiq admin b+4, metrics from b+10 (a private range, for tests).
+    /// UI b+3, the admin's puma b+4, the admin's origin b+5, metrics from b+10 (a private
+    /// range, for tests).
     fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
         if let Some(base) = get(vars, "OPS_RUN_PORT_BASE") {
             let b: u16 = base
@@ -65,6 +68,7 @@ impl PortPlan {
                 smtp: b + 2,
                 mail_ui: b + 3,
                 sidekiq_web: b + 4,
+                sidekiq_admin: b + 5,
                 metrics: b + 10,
             });
         }
@@ -80,6 +84,7 @@ impl PortPlan {
             smtp: 1025,
             mail_ui: 1080,
             sidekiq_web: 9292,
+            sidekiq_admin: 3001,
             metrics: 9394,
         })
     }
@@ -457,8 +462,16 @@ mod tests {
         ]);
         let p = RunSettings::from_args(&[], &env).unwrap().ports;
         assert_eq!(
-            (p.web, p.redis, p.smtp, p.mail_ui, p.sidekiq_web, p.metrics),
-            (41000, 41001, 41002, 41003, 41004, 41010)
+            (
+                p.web,
+                p.redis,
+                p.smtp,
+                p.mail_ui,
+                p.sidekiq_web,
+                p.sidekiq_admin,
+                p.metrics
+            ),
+            (41000, 41001, 41002, 41003, 41004, 41005, 41010)
         );
         let env = vars(&[
             ("OPS_SIDEKIQ_WEB_COMMAND", "x"),

@@ -93,6 +93,7 @@ pub async fn run(s: DrillSettings) -> anyhow::Result<i32> {
         smtp: b + 2,
         mail_ui: b + 3,
         sidekiq_web: b + 4,
+        sidekiq_admin: b + 5,
         metrics: b + 10,
     });
     let cpu_ms = s.cpu_ms.to_string();
@@ -237,6 +238,7 @@ async fn push_burst(redis_url: &str, n: u32) -> anyhow::Result<u32> {
                 name: Some(format!("Drill {i}")),
                 email_id: None,
                 mail_job_id: None,
+                instance: None,
                 simulate_error: false,
             }
             .into_job(mail_protocol::job::DEFAULT_QUEUE)

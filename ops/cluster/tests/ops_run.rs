@@ -58,6 +58,9 @@ impl OpsRun {
             .env("MAIL_CATCHER_LATENCY_MS", "20")
             .env("WORKER_CONCURRENCY", "5")
             .env("RUST_LOG", "info")
+            // The native 6.4 admin: no Debian root to build, and its Busy page uses the
+            // authenticity_token form flow this test speaks.
+            .env("SIDEKIQ_VERSION", "6")
             .env_remove("PORT")
             // Its own process group, like a terminal's foreground job: the SIGINT below is
             // what Ctrl-C sends.
@@ -178,8 +181,9 @@ async fn busy_page_stop_restarts_a_worker_and_ctrl_c_stops_in_order_losing_nothi
     // --- first start: two workers ---------------------------------------------------------
     let mut run = OpsRun::start(&run_dir, base);
     let p = ports(&run_dir).await;
-    let (web, redis_port, mail_ui) = (
+    let (web, admin, redis_port, mail_ui) = (
         p["web"].as_u64().unwrap(),
+        p["sidekiq_admin"].as_u64().unwrap(),
         p["redis"].as_u64().unwrap(),
         p["mail_ui"].as_u64().unwrap(),
     );
@@ -200,7 +204,19 @@ async fn busy_page_stop_restarts_a_worker_and_ctrl_c_stops_in_order_losing_nothi
         .clone();
 
     // --- Stop on the Busy page (through the web's /sidekiq proxy, CSRF token and all) ----
-    let busy = format!("http://127.0.0.1:{web}/sidekiq/busy");
+    // /sidekiq on the web's port sends the learner to the admin's own origin.
+    let redirect = http
+        .get(format!("http://127.0.0.1:{web}/sidekiq/busy"))
+        .send()
+        .await
+        .unwrap();
+    assert!(redirect.status().is_redirection(), "{}", redirect.status());
+    let location = redirect.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        location.contains(&format!(":{admin}/sidekiq/busy")),
+        "{location}"
+    );
+    let busy = format!("http://127.0.0.1:{admin}/sidekiq/busy");
     let page = http.get(&busy).send().await.unwrap().text().await.unwrap();
     assert!(page.contains(&victim), "the Busy page lists {victim}");
     let token = test_services::sidekiq_web::csrf_token(&page).expect("authenticity_token");
@@ -257,6 +273,7 @@ async fn busy_page_stop_restarts_a_worker_and_ctrl_c_stops_in_order_losing_nothi
                 name: Some(format!("User {i}")),
                 email_id: Some(i64::from(i)),
                 mail_job_id: Some(1),
+                instance: None,
                 simulate_error: false,
             }
             .into_job("default")

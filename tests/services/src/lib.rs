@@ -4,9 +4,13 @@
 //! - [`redis::RedisServer`]: Debian's `redis-server` on a free loopback port, killed on drop;
 //! - [`smtp::SmtpServer`]: an in-process SMTP server that records messages and can be told
 //!   to answer 4xx/5xx, stall or drop the connection;
-//! - [`ruby`]: scripts run by Debian's Ruby with `ruby-sidekiq` 6.4.1 against that Redis;
-//! - [`sidekiq_web::SidekiqWeb`]: the real Sidekiq::Web 6.4.1 under puma, with a session-aware
-//!   HTTP client that submits its forms (CSRF token included);
+//! - [`SidekiqVersion`]: the real Ruby Sidekiq 6.4 (native), 7.3 and 8.1 (Debian roots built
+//!   by `ops/sidekiq-roots`, run under `chroot`);
+//! - [`ruby`]: scripts run by a version's Ruby and Sidekiq against that Redis;
+//! - [`sidekiq_web::SidekiqWeb`]: the real Sidekiq::Web of a version under puma, with a
+//!   session-aware HTTP client that submits its forms (CSRF token or `Sec-Fetch-Site`);
+//! - [`proxy::TcpProxy`]: a TCP proxy that can black-hole traffic, lose replies or reset
+//!   connections, for network-fault tests;
 //! - [`process`]: free ports, temp dirs, locating the workspace's built binaries.
 #![allow(
     clippy::unwrap_used,
@@ -16,12 +20,38 @@
 )]
 
 pub mod process;
+pub mod proxy;
 pub mod redis;
 pub mod ruby;
+pub mod sidekiq_version;
 pub mod sidekiq_web;
 pub mod smtp;
 
 pub use process::{TempDir, bin_path, free_port, wait_until};
+pub use proxy::{Network, TcpProxy};
 pub use redis::RedisServer;
+pub use sidekiq_version::SidekiqVersion;
 pub use sidekiq_web::SidekiqWeb;
 pub use smtp::{Fault, ReceivedMail, SmtpServer};
+
+/// Turns each `async fn name(v: SidekiqVersion)` into three tests, `name::sidekiq_6_4`,
+/// `name::sidekiq_7_3` and `name::sidekiq_8_1`, each against that real version.
+#[macro_export]
+macro_rules! on_every_sidekiq {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn sidekiq_6_4() {
+                super::$name($crate::SidekiqVersion::V6).await
+            }
+            #[tokio::test]
+            async fn sidekiq_7_3() {
+                super::$name($crate::SidekiqVersion::V7).await
+            }
+            #[tokio::test]
+            async fn sidekiq_8_1() {
+                super::$name($crate::SidekiqVersion::V8).await
+            }
+        }
+    )*};
+}

@@ -112,6 +112,28 @@ impl RedisServer {
         }
     }
 
+    /// Freezes the server (SIGSTOP): connections stay open, nothing is answered, and its
+    /// clock keeps running, so keys expire meanwhile — a hung Redis.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a paused server go on (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        if let Some(c) = &self.child {
+            let status = Command::new("kill")
+                .arg(sig)
+                .arg(c.id().to_string())
+                .status()
+                .expect("kill");
+            assert!(status.success(), "kill {sig} redis-server");
+        }
+    }
+
     /// Starts it again on the same port (with its data if persistent).
     pub fn restart(&mut self) {
         self.stop();

@@ -1,15 +1,17 @@
 //! The address pages: the index (list, search, keyset pages, with the bulk-send panel),
 //! add, delete, and generating test addresses.
 
-use crate::address::{Invalid, NewAddress};
-use crate::addresses::{self, Added, Cursor};
-use crate::csrf::{self, CsrfToken};
-use crate::error::AppError;
-use crate::flash::{Flash, Redirect};
-use crate::i18n::{Lang, Texts, fill, thousands};
+use crate::domain::address::{Invalid, NewAddress};
+use crate::http::csrf::{self, CsrfToken};
+use crate::http::error::AppError;
+use crate::http::flash::{Flash, Redirect};
+use crate::http::templates;
+use crate::i18n::{Arg, Lang, Texts, fill};
+use crate::services::bulk_send::parse_count;
+use crate::services::live::LiveSources;
 use crate::state::AppState;
-use crate::templates;
-use axum::extract::{Form, Path, Query, State};
+use crate::storage::addresses::{self, Added, Cursor};
+use axum::extract::{Form, FromRef, Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use minijinja::context;
@@ -25,6 +27,9 @@ const BULK_SIZES: [(usize, &str); 3] = [
 const ERROR_SIZE: usize = 1_000;
 /// Test-address buttons: enough for the biggest bulk button on a fresh install.
 const GENERATE_SIZES: [usize; 2] = [1_000, 10_000];
+/// Longest search term. SQLite refuses LIKE patterns over 50,000 bytes (an error page);
+/// nobody searches for more than a name or an address anyway.
+pub(super) const MAX_SEARCH_CHARS: usize = 100;
 /// Largest test-address batch accepted (10× the biggest button).
 pub(super) const GENERATE_MAX: usize = 100_000;
 
@@ -46,21 +51,33 @@ pub(super) async fn index(
     State(state): State<AppState>,
     Query(query): Query<IndexQuery>,
     csrf: CsrfToken,
-    headers: HeaderMap,
+    lang: Lang,
+    flash: Option<Flash>,
 ) -> Result<Response, AppError> {
-    let lang = Lang::from_headers(&headers);
-    let flash = Flash::from_headers(&headers);
     let cursor = match (query.after, query.before) {
         (Some(id), _) => Cursor::After(id),
         (None, Some(id)) => Cursor::Before(id),
         (None, None) => Cursor::First,
     };
-    let search = query.q.clone();
+    let search_chars = query.q.trim().chars().count();
+    let (q, search_error) = if search_chars > MAX_SEARCH_CHARS {
+        let msg = fill(
+            lang.texts().search_too_long,
+            &[
+                ("max", Arg::from(MAX_SEARCH_CHARS)),
+                ("n", Arg::from(search_chars)),
+            ],
+        );
+        (String::new(), Some(msg))
+    } else {
+        (query.q, None)
+    };
+    let search = q.clone();
     let (page, total) = state
         .db
         .call(move |c| Ok((addresses::page(c, &search, cursor)?, addresses::count(c)?)))
         .await?;
-    let live = crate::live::snapshot(&state).await?;
+    let live = LiveSources::from_ref(&state).snapshot().await?;
     let max = state.config.bulk_send_max;
     let bulk_sizes: Vec<BulkButton> = BULK_SIZES
         .iter()
@@ -75,14 +92,14 @@ pub(super) async fn index(
         &state.templates,
         "pages/index.html",
         context! {
-            t => lang.texts(),
             lang => lang.code(),
             csrf_token => csrf.value(),
             csp_nonce => nonce,
             flash => flash,
             page => page,
             total => total,
-            q => query.q,
+            q => q,
+            search_error => search_error,
             bulk_sizes => bulk_sizes,
             error_size => ERROR_SIZE.min(max),
             generate_sizes => GENERATE_SIZES,
@@ -110,6 +127,7 @@ pub(crate) fn invalid_message(t: &Texts, why: Invalid) -> &'static str {
     match why {
         Invalid::NameBlank => t.invalid_name_blank,
         Invalid::NameTooLong => t.invalid_name_too_long,
+        Invalid::NameFormat => t.invalid_name_format,
         Invalid::EmailBlank => t.invalid_email_blank,
         Invalid::EmailFormat => t.invalid_email_format,
     }
@@ -118,11 +136,11 @@ pub(crate) fn invalid_message(t: &Texts, why: Invalid) -> &'static str {
 pub(super) async fn create(
     State(state): State<AppState>,
     csrf: CsrfToken,
-    headers: HeaderMap,
+    lang: Lang,
     Form(form): Form<CreateForm>,
 ) -> Result<Redirect, AppError> {
     csrf.verify(&form.authenticity_token)?;
-    let t = Lang::from_headers(&headers).texts();
+    let t = lang.texts();
     let address = match NewAddress::parse(&form.name, &form.email) {
         Ok(a) => a,
         Err(why) => {
@@ -155,7 +173,7 @@ pub(super) async fn destroy_form(
     State(state): State<AppState>,
     Path(id): Path<i64>,
     csrf: CsrfToken,
-    headers: HeaderMap,
+    lang: Lang,
     Form(form): Form<DestroyForm>,
 ) -> Result<Redirect, AppError> {
     csrf.verify(&form.authenticity_token)?;
@@ -164,7 +182,7 @@ pub(super) async fn destroy_form(
             "POST /emails/:id needs _method=delete".into(),
         ));
     }
-    delete(state, id, &headers).await
+    delete(state, id, lang).await
 }
 
 /// `DELETE /emails/:id` from a script: the token comes in `X-CSRF-Token`, as in Rails.
@@ -172,6 +190,7 @@ pub(super) async fn destroy(
     State(state): State<AppState>,
     Path(id): Path<i64>,
     csrf: CsrfToken,
+    lang: Lang,
     headers: HeaderMap,
 ) -> Result<Redirect, AppError> {
     let token = headers
@@ -179,11 +198,11 @@ pub(super) async fn destroy(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     csrf.verify(token)?;
-    delete(state, id, &headers).await
+    delete(state, id, lang).await
 }
 
-async fn delete(state: AppState, id: i64, headers: &HeaderMap) -> Result<Redirect, AppError> {
-    let t = Lang::from_headers(headers).texts();
+async fn delete(state: AppState, id: i64, lang: Lang) -> Result<Redirect, AppError> {
+    let t = lang.texts();
     let deleted = state.db.call(move |c| addresses::delete(c, id)).await?;
     Ok(if deleted {
         tracing::info!(email_id = id, "address deleted");
@@ -203,18 +222,15 @@ pub(super) struct GenerateForm {
 pub(super) async fn generate(
     State(state): State<AppState>,
     csrf: CsrfToken,
-    headers: HeaderMap,
+    lang: Lang,
     Form(form): Form<GenerateForm>,
 ) -> Result<Redirect, AppError> {
     csrf.verify(&form.authenticity_token)?;
-    let t = Lang::from_headers(&headers).texts();
+    let t = lang.texts();
     let count = match parse_count(&form.count) {
         Some(n) if (1..=GENERATE_MAX).contains(&n) => n,
         _ => {
-            let msg = fill(
-                t.flash_bad_generate,
-                &[("max", &thousands(GENERATE_MAX as i64))],
-            );
+            let msg = fill(t.flash_bad_generate, &[("max", Arg::from(GENERATE_MAX))]);
             return Ok(Redirect::with_flash("/", Flash::alert(msg)));
         }
     };
@@ -223,11 +239,6 @@ pub(super) async fn generate(
         .call(move |c| addresses::generate(c, count))
         .await?;
     tracing::info!(created, "test addresses generated");
-    let msg = fill(t.flash_generated, &[("n", &thousands(created as i64))]);
+    let msg = fill(t.flash_generated, &[("n", Arg::from(created))]);
     Ok(Redirect::with_flash("/", Flash::notice(msg)))
-}
-
-/// `1000`, `1,000` or `1_000`.
-pub(super) fn parse_count(raw: &str) -> Option<usize> {
-    raw.trim().replace([',', '_'], "").parse().ok()
 }

@@ -1,25 +1,17 @@
 //! `POST /emails/import_csv`: multipart field `csv_file`, all rows in one transaction, and a
-//! report by line number (see [`crate::csv_import`] for the rules).
+//! report by line number (see [`crate::domain::csv_import`] for the rules and
+//! [`crate::services::import`] for the work).
 
-use crate::addresses;
-use crate::csrf::CsrfToken;
-use crate::csv_import::{self, ImportError, MAX_LISTED};
-use crate::error::AppError;
-use crate::flash::{Flash, Redirect};
-use crate::i18n::{Lang, Texts, fill, thousands};
+use crate::domain::csv_import::{ImportError, MAX_LISTED};
+use crate::http::csrf::CsrfToken;
+use crate::http::error::AppError;
+use crate::http::flash::{Flash, Redirect};
+use crate::i18n::{Arg, Lang, Texts, fill};
+use crate::services::import::{self, Report};
 use crate::state::AppState;
 use axum::extract::{Multipart, State};
 use axum::http::header::CONTENT_LENGTH;
 use axum::http::{HeaderMap, StatusCode};
-
-/// What the import did, for the flash.
-struct Report {
-    imported: usize,
-    /// `(line, email)` of rows skipped as duplicates (in the file or already stored).
-    duplicates: Vec<(u64, String)>,
-    /// `(line, reason)` of rows refused.
-    invalid: Vec<(u64, crate::address::Invalid)>,
-}
 
 enum Upload {
     File(Vec<u8>),
@@ -30,10 +22,11 @@ enum Upload {
 pub(super) async fn import_csv(
     State(state): State<AppState>,
     csrf: CsrfToken,
+    lang: Lang,
     headers: HeaderMap,
     mut multipart: Multipart,
 ) -> Result<Redirect, AppError> {
-    let t = Lang::from_headers(&headers).texts();
+    let t = lang.texts();
     let limit = state.config.max_upload_bytes;
     // Refuse an announced oversize body before reading any of it.
     let announced = headers
@@ -82,53 +75,10 @@ pub(super) async fn import_csv(
             ));
         }
     };
-    let size = bytes.len();
-    let started = std::time::Instant::now();
-    let outcome = state
-        .db
-        .call(move |conn| {
-            // Decode and validate everything before the transaction, so a refused file never
-            // holds the write lock; then insert all rows in one transaction.
-            let (text, _) = match csv_import::decode(&bytes) {
-                Ok(x) => x,
-                Err(e) => return Ok(Err(e)),
-            };
-            let plan = match csv_import::plan(&text) {
-                Ok(p) => p,
-                Err(e) => return Ok(Err(e)),
-            };
-            let addresses: Vec<_> = plan.rows.iter().map(|r| r.address.clone()).collect();
-            let inserted = addresses::add_many(conn, &addresses)?;
-            let mut duplicates: Vec<(u64, String)> = plan.duplicates.clone();
-            duplicates.extend(inserted.duplicates.iter().map(|&i| {
-                let row = &plan.rows[i];
-                (row.line, row.address.email().to_owned())
-            }));
-            duplicates.sort_unstable();
-            Ok(Ok(Report {
-                imported: inserted.created,
-                duplicates,
-                invalid: plan.invalid,
-            }))
-        })
-        .await?;
-    match outcome {
-        Ok(report) => {
-            tracing::info!(
-                bytes = size,
-                imported = report.imported,
-                duplicates = report.duplicates.len(),
-                invalid = report.invalid.len(),
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "csv imported"
-            );
-            Ok(imported(t, &report))
-        }
-        Err(e) => {
-            tracing::info!(bytes = size, error = %e, "csv refused");
-            Ok(refused(t, &e))
-        }
-    }
+    Ok(match import::run(&state.db, bytes).await? {
+        Ok(report) => imported(t, &report),
+        Err(e) => refused(t, &e),
+    })
 }
 
 /// Reads the file field, stopping as soon as it passes `limit` (the body limit would stop
@@ -157,9 +107,9 @@ fn imported(t: &Texts, r: &Report) -> Redirect {
     let msg = fill(
         t.flash_imported,
         &[
-            ("n", &thousands(r.imported as i64)),
-            ("dup", &thousands(r.duplicates.len() as i64)),
-            ("bad", &thousands(r.invalid.len() as i64)),
+            ("n", Arg::from(r.imported)),
+            ("dup", Arg::from(r.duplicates.len())),
+            ("bad", Arg::from(r.invalid.len())),
         ],
     );
     let mut lines: Vec<(u64, String)> = r
@@ -168,7 +118,10 @@ fn imported(t: &Texts, r: &Report) -> Redirect {
         .map(|(line, email)| {
             let text = fill(
                 t.line_duplicate,
-                &[("line", &line.to_string()), ("email", email)],
+                &[
+                    ("line", Arg::from(line.to_string())),
+                    ("email", Arg::from(email.as_str())),
+                ],
             );
             (*line, text)
         })
@@ -178,7 +131,10 @@ fn imported(t: &Texts, r: &Report) -> Redirect {
                 *line,
                 fill(
                     t.line_invalid,
-                    &[("line", &line.to_string()), ("reason", reason)],
+                    &[
+                        ("line", Arg::from(line.to_string())),
+                        ("reason", Arg::from(reason)),
+                    ],
                 ),
             )
         }))
@@ -201,23 +157,43 @@ fn refused(t: &Texts, e: &ImportError) -> Redirect {
     let (msg, details) = match e {
         ImportError::Empty => (t.import_choose_file.to_owned(), Vec::new()),
         ImportError::TooLarge { limit } => (
-            fill(t.import_too_large, &[("limit", &human_bytes(*limit))]),
+            fill(
+                t.import_too_large,
+                &[("limit", Arg::from(human_bytes(*limit)))],
+            ),
             Vec::new(),
         ),
         ImportError::NotText => (t.import_not_text.to_owned(), Vec::new()),
         ImportError::MissingColumns(cols) => (
-            fill(t.import_missing_columns, &[("cols", &cols.join(", "))]),
+            fill(
+                t.import_missing_columns,
+                &[("cols", Arg::from(cols.join(", ")))],
+            ),
             Vec::new(),
         ),
         ImportError::Formula(lines) => (
             t.import_formula.to_owned(),
             lines
                 .iter()
-                .map(|l| fill(t.line_formula, &[("line", &l.to_string())]))
+                .map(|l| fill(t.line_formula, &[("line", Arg::from(l.to_string()))]))
+                .collect(),
+        ),
+        ImportError::UnterminatedQuote(line) => (
+            fill(
+                t.import_unterminated_quote,
+                &[("line", Arg::from(line.to_string()))],
+            ),
+            Vec::new(),
+        ),
+        ImportError::BrokenUtf8(lines) => (
+            t.import_broken_utf8.to_owned(),
+            lines
+                .iter()
+                .map(|l| fill(t.line_broken_utf8, &[("line", Arg::from(l.to_string()))]))
                 .collect(),
         ),
         ImportError::Malformed(line) => (
-            fill(t.import_malformed, &[("line", &line.to_string())]),
+            fill(t.import_malformed, &[("line", Arg::from(line.to_string()))]),
             Vec::new(),
         ),
     };
@@ -229,7 +205,7 @@ fn listed(t: &Texts, mut lines: Vec<String>) -> Vec<String> {
     if lines.len() > MAX_LISTED {
         let more = lines.len() - MAX_LISTED;
         lines.truncate(MAX_LISTED);
-        lines.push(fill(t.and_more, &[("n", &thousands(more as i64))]));
+        lines.push(fill(t.and_more, &[("n", Arg::from(more))]));
     }
     lines
 }

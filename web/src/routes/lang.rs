@@ -1,7 +1,7 @@
 //! `GET /lang/{ja|en}`: the language switch link; remembers the choice in a cookie.
 
-use crate::error::AppError;
-use crate::flash::Redirect;
+use crate::http::error::AppError;
+use crate::http::flash::Redirect;
 use crate::i18n::{LANG_COOKIE, Lang};
 use axum::extract::Path;
 use axum::http::HeaderValue;

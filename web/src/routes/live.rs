@@ -1,31 +1,30 @@
 //! `GET /progress` (the HTML fragment the page polls) and `GET /mail_jobs.json`.
 
-use crate::error::AppError;
+use crate::domain::mail_job::MailJob;
+use crate::http::error::AppError;
 use crate::i18n::Lang;
-use crate::live::{self, Live};
-use crate::mail_jobs::MailJob;
-use crate::state::AppState;
+use crate::services::live::{Live, LiveSources};
 use axum::Json;
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
 use axum::http::header::CACHE_CONTROL;
 use axum::response::{Html, IntoResponse, Response};
-use minijinja::context;
+use minijinja::{Environment, context};
 use serde::Deserialize;
+use std::sync::Arc;
 
 /// Most bulk sends one JSON request returns.
 const MAX_JSON_LIMIT: usize = 100;
 
 pub(super) async fn progress(
-    State(state): State<AppState>,
-    headers: HeaderMap,
+    State(live): State<LiveSources>,
+    State(templates): State<Arc<Environment<'static>>>,
+    lang: Lang,
 ) -> Result<Response, AppError> {
-    let lang = Lang::from_headers(&headers);
-    let live: Live = live::snapshot(&state).await?;
-    let html = crate::templates::render(
-        &state.templates,
+    let live: Live = live.snapshot().await?;
+    let html = crate::http::templates::render(
+        &templates,
         "pages/_live.html",
-        context! { t => lang.texts(), live },
+        context! { lang => lang.code(), live },
     )?;
     Ok(([(CACHE_CONTROL, "no-store")], Html(html)).into_response())
 }
@@ -36,10 +35,10 @@ pub(super) struct JsonQuery {
 }
 
 pub(super) async fn mail_jobs_json(
-    State(state): State<AppState>,
+    State(live): State<LiveSources>,
     Query(q): Query<JsonQuery>,
 ) -> Result<Response, AppError> {
     let limit = q.limit.unwrap_or(20).clamp(1, MAX_JSON_LIMIT);
-    let (jobs, _redis_ok): (Vec<MailJob>, bool) = live::mail_jobs(&state, limit).await?;
+    let (jobs, _redis_ok): (Vec<MailJob>, bool) = live.mail_jobs(limit).await?;
     Ok(([(CACHE_CONTROL, "no-store")], Json(jobs)).into_response())
 }

@@ -1,5 +1,6 @@
-//! HTTP routes, one module per area, and the [`router`] that wires them with the middleware
-//! stack (trace span → metrics → basic auth → body limit → handler).
+//! HTTP routes, one module per area, and the routers that wire them with the middleware
+//! stack (trace span → metrics → basic auth → timeout → body limit → handler): [`router`]
+//! for mail-web's port, [`admin_router`] for the Sidekiq admin's own origin.
 
 mod addresses;
 mod bulk_send;
@@ -7,10 +8,11 @@ mod health;
 mod import;
 mod lang;
 mod live;
+mod sidekiq;
 
-use crate::error::AppError;
+use crate::http::error::AppError;
+use crate::http::{auth as basic_auth, metrics as http_metrics, proxy as sidekiq_proxy};
 use crate::state::AppState;
-use crate::{basic_auth, http_metrics, sidekiq_proxy};
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::StatusCode;
@@ -31,7 +33,7 @@ const MULTIPART_OVERHEAD: usize = 64 * 1024;
 /// The whole application as a router over `state`.
 pub fn router(state: AppState) -> Router {
     let upload_limit = state.config.max_upload_bytes + MULTIPART_OVERHEAD;
-    Router::new()
+    let routes = Router::new()
         .route("/", get(addresses::index))
         .route("/emails", get(addresses::index).post(addresses::create))
         .route(
@@ -51,11 +53,28 @@ pub fn router(state: AppState) -> Router {
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
         .route("/metrics", get(health::metrics))
-        .route("/sidekiq", any(sidekiq_proxy::handle))
+        .route("/sidekiq", any(sidekiq::redirect))
         // `{*rest}` needs at least one character, so the dashboard's `/sidekiq/` is its own route.
+        .route("/sidekiq/", any(sidekiq::redirect))
+        .route("/sidekiq/{*rest}", any(sidekiq::redirect))
+        .fallback(|| async { AppError::NotFound });
+    with_middleware(routes, state)
+}
+
+/// The Sidekiq admin's own origin: `/sidekiq/…` proxied to `SIDEKIQ_WEB_URL`, `/` to the
+/// dashboard, nothing of mail-web.
+pub fn admin_router(state: AppState) -> Router {
+    let routes = Router::new()
+        .route("/", get(sidekiq::admin_home))
+        .route("/sidekiq", any(sidekiq_proxy::handle))
         .route("/sidekiq/", any(sidekiq_proxy::handle))
         .route("/sidekiq/{*rest}", any(sidekiq_proxy::handle))
-        .fallback(|| async { AppError::NotFound })
+        .fallback(|| async { AppError::NotFound });
+    with_middleware(routes, state)
+}
+
+fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
+    routes
         .layer(DefaultBodyLimit::max(FORM_BODY_LIMIT))
         // No request may hold a connection forever (graceful shutdown waits for them).
         .layer(TimeoutLayer::with_status_code(

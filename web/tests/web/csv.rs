@@ -179,3 +179,48 @@ async fn one_hundred_thousand_rows_in_one_transaction() {
     assert!(page.contains("0件のメールアドレスを登録しました（重複 100,000件、無効 0件）"));
     assert!(page.contains("ほか 99,980件"));
 }
+
+#[tokio::test]
+async fn an_unterminated_quote_is_reported_by_line_and_nothing_is_lost() {
+    let app = TestApp::new().await;
+    let mut csv = String::from("name,email\nA,a@example.test\n\"B, b@example.test\n");
+    for i in 0..50 {
+        csv.push_str(&format!("C{i},c{i}@example.test\n"));
+    }
+    let page = app.follow(app.upload_csv(csv.as_bytes()).await).await;
+    assert!(
+        page.contains("3行目で始まる引用符（&quot;）が閉じられていない"),
+        "{page}"
+    );
+    assert!(page.contains("alert-danger"));
+    assert_eq!(app.email_count().await, 0, "no half import either");
+}
+
+#[tokio::test]
+async fn utf8_with_one_broken_byte_is_reported_by_line_not_read_as_shift_jis() {
+    let app = TestApp::new().await;
+    let mut bytes = "名前,メールアドレス\r\n".as_bytes().to_vec();
+    for (i, name) in ["山田 太", "藤田 蓮", "中山 陽", "石田 花", "松本 水"]
+        .iter()
+        .enumerate()
+    {
+        bytes.extend_from_slice(format!("{name},u{i}@example.test\r\n").as_bytes());
+    }
+    // Drop the first byte of line 4's name: the rest still decodes as Shift_JIS.
+    let line4: usize = bytes
+        .split(|b| *b == b'\n')
+        .take(3)
+        .map(|l| l.len() + 1)
+        .sum();
+    bytes.remove(line4);
+    assert!(
+        encoding_rs::SHIFT_JIS
+            .decode_without_bom_handling_and_without_replacement(&bytes)
+            .is_some(),
+        "the damaged file also decodes as Shift_JIS (mojibake)"
+    );
+    let page = app.follow(app.upload_csv(&bytes).await).await;
+    assert!(page.contains("UTF-8 として読めない文字"), "{page}");
+    assert!(page.contains("4行目: UTF-8 として読めない文字"), "{page}");
+    assert_eq!(app.email_count().await, 0);
+}

@@ -11,9 +11,13 @@ mod support;
 
 mod addresses;
 mod bulk_send;
+mod concurrency;
+mod connections;
 mod csv;
 mod e2e;
 mod health;
+mod memory;
 mod progress;
 mod proxy;
 mod security;
+mod storage_faults;

@@ -4,8 +4,8 @@
 use crate::support::{TestApp, json, text};
 use mail_protocol::SendId;
 
-fn progress_key(mail_job_id: i64) -> String {
-    mail_protocol::keys::progress(&SendId::for_mail_job(mail_job_id))
+fn progress_key(app: &TestApp, mail_job_id: i64) -> String {
+    mail_protocol::keys::progress(&SendId::new(&app.state.db.instance().id, mail_job_id))
 }
 use redis::AsyncCommands;
 
@@ -13,7 +13,7 @@ async fn set_progress(app: &TestApp, id: i64, sent: i64, failed: i64, retrying: 
     let mut c = app.redis().conn().await;
     let _: () = c
         .hset_multiple(
-            progress_key(id),
+            progress_key(app, id),
             &[("sent", sent), ("failed", failed), ("retrying", retrying)],
         )
         .await
@@ -66,7 +66,7 @@ async fn progress_moves_from_pending_to_completed_and_outlives_redis() {
 
     // Redis forgets (TTL): the stored copy stands.
     let mut c = app.redis().conn().await;
-    let _: () = c.del(progress_key(1)).await.unwrap();
+    let _: () = c.del(progress_key(&app, 1)).await.unwrap();
     let j = first_job(&app).await;
     assert_eq!(j["status"], "completed");
     assert_eq!(j["sent_count"], 100);

@@ -64,7 +64,7 @@ async fn every_form_post_needs_the_matching_token() {
 }
 
 #[tokio::test]
-async fn the_token_cookie_is_http_only_and_same_site() {
+async fn the_session_cookie_is_http_only_and_same_site() {
     let app = TestApp::new().await;
     let res = app
         .send(
@@ -75,7 +75,7 @@ async fn the_token_cookie_is_http_only_and_same_site() {
         )
         .await;
     let set = res.headers()["set-cookie"].to_str().unwrap();
-    assert!(set.starts_with("_mail_web_csrf="));
+    assert!(set.starts_with("_mail_web_session="));
     assert!(set.contains("HttpOnly"));
     assert!(set.contains("SameSite=Lax"));
 }
@@ -155,4 +155,115 @@ async fn unknown_pages_are_404_without_internals() {
     let body = text(res).await;
     assert!(body.contains("ページが見つかりません"));
     assert!(!body.to_lowercase().contains("sqlite"));
+}
+
+fn add_request(cookie: &str, token: &str, extra: &[(&str, &str)]) -> Request<Body> {
+    let mut b = Request::post("/emails")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("host", "localhost:3000")
+        .header("cookie", cookie);
+    for (k, v) in extra {
+        b = b.header(*k, *v);
+    }
+    b.body(Body::from(format!(
+        "authenticity_token={token}&email%5Bname%5D=A&email%5Bemail%5D=a%40example.test"
+    )))
+    .unwrap()
+}
+
+/// Someone who can set cookies for this host (any app on another port: cookies ignore
+/// ports) plants a cookie and sends the matching form value. Tokens are bound to sessions
+/// we signed, so no made-up pair passes.
+#[tokio::test]
+async fn a_planted_cookie_with_a_matching_token_is_refused() {
+    let app = TestApp::new().await;
+    let planted = "a".repeat(64);
+    for cookie in [
+        format!("_mail_web_csrf={planted}"),
+        format!("_mail_web_session={planted}"),
+        format!("_mail_web_session={planted}.{planted}"),
+    ] {
+        let res = app.send(add_request(&cookie, &planted, &[])).await;
+        assert_eq!(res.status(), StatusCode::FORBIDDEN, "{cookie}");
+    }
+    // A real session's cookie with another session's token.
+    let other = TestApp::new().await;
+    let mine = format!(
+        "_mail_web_session={}",
+        app.cookie("_mail_web_session").unwrap()
+    );
+    let res = app.send(add_request(&mine, &other.token, &[])).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert_eq!(app.email_count().await, 0);
+    // The genuine pair passes.
+    let res = app.send(add_request(&mine, &app.token, &[])).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+}
+
+/// A valid session and token are still refused when the browser says the request comes
+/// from elsewhere: another port (the mail catcher, the Sidekiq admin), another site, or a
+/// sandboxed page.
+#[tokio::test]
+async fn requests_from_other_origins_are_refused_even_with_a_valid_token() {
+    let app = TestApp::new().await;
+    let cookie = format!(
+        "_mail_web_session={}",
+        app.cookie("_mail_web_session").unwrap()
+    );
+    for headers in [
+        vec![("origin", "http://localhost:1080")],
+        vec![("origin", "http://localhost:3001")],
+        vec![("origin", "http://evil.example")],
+        vec![("origin", "null")],
+        vec![("sec-fetch-site", "same-site")],
+        vec![("sec-fetch-site", "cross-site")],
+        vec![
+            ("origin", "http://localhost:3000"),
+            ("sec-fetch-site", "same-site"),
+        ],
+    ] {
+        let res = app.send(add_request(&cookie, &app.token, &headers)).await;
+        assert_eq!(res.status(), StatusCode::FORBIDDEN, "{headers:?}");
+    }
+    assert_eq!(app.email_count().await, 0);
+    let res = app
+        .send(add_request(
+            &cookie,
+            &app.token,
+            &[
+                ("origin", "http://localhost:3000"),
+                ("sec-fetch-site", "same-origin"),
+            ],
+        ))
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(app.email_count().await, 1);
+}
+
+/// Behind a TLS proxy the session cookie is `__Host-` prefixed and `Secure`, and a cookie
+/// of the plain name (which a plain-HTTP page could have planted) is not a session there.
+#[tokio::test]
+async fn over_https_the_session_cookie_is_host_prefixed() {
+    let app = TestApp::new().await;
+    let res = app
+        .send(
+            Request::get("/")
+                .header("x-forwarded-proto", "https")
+                .header("cookie", "x=1")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    let set = res.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(set.starts_with("__Host-mail_web_session="), "{set}");
+    assert!(set.contains("; Secure") && set.contains("Path=/") && !set.contains("Domain"));
+    let page = text(res).await;
+    let token = crate::support::csrf_meta(&page).unwrap();
+    let secure = set.split(';').next().unwrap().to_string();
+    let plain = format!("_mail_web_session={}", secure.split_once('=').unwrap().1);
+    let https = [("x-forwarded-proto", "https")];
+    let res = app.send(add_request(&plain, &token, &https)).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN, "plain name over HTTPS");
+    let res = app.send(add_request(&secure, &token, &https)).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
 }

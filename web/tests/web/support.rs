@@ -18,6 +18,8 @@ pub const DEAD_REDIS: &str = "redis://127.0.0.1:1/0";
 pub struct TestApp {
     pub state: AppState,
     router: Router,
+    /// The Sidekiq admin's own origin.
+    admin: Router,
     cookies: Mutex<BTreeMap<String, String>>,
     pub token: String,
     pub redis: Option<RedisServer>,
@@ -47,6 +49,16 @@ impl TestApp {
             .map_or(DEAD_REDIS.to_string(), RedisServer::url);
         let mut cfg = config(&dir, &url);
         tweak(&mut cfg);
+        Self::start(cfg, redis, dir).await
+    }
+
+    /// The same app started again on the same files and Redis (a process restart).
+    pub async fn restarted(self) -> Self {
+        let cfg = (*self.state.config).clone();
+        Self::start(cfg, self.redis, self.dir).await
+    }
+
+    async fn start(cfg: Config, redis: Option<RedisServer>, dir: TempDir) -> Self {
         let auth = cfg.basic_auth.clone().map(|(u, p)| {
             use base64::Engine;
             format!(
@@ -57,21 +69,25 @@ impl TestApp {
         let state = AppState::new(cfg).unwrap();
         let mut app = TestApp {
             router: router(state.clone()),
+            admin: mail_web::admin_router(state.clone()),
             state,
             cookies: Mutex::new(BTreeMap::new()),
             token: String::new(),
             redis,
             dir,
         };
-        // Like a browser: load the page once to receive the CSRF cookie.
+        // Like a browser: load the page once to receive the session cookie, and take the
+        // forms' token from the page.
         let res = match &auth {
             Some(a) => app.get_with("/", &[("authorization", a)]).await,
             None => app.get("/").await,
         };
         assert_eq!(res.status(), StatusCode::OK);
-        app.token = app
-            .cookie("_mail_web_csrf")
-            .expect("csrf cookie set by GET /");
+        assert!(
+            app.cookie("_mail_web_session").is_some(),
+            "session cookie set by GET /"
+        );
+        app.token = csrf_meta(&text(res).await).expect("csrf-token meta tag");
         app
     }
 
@@ -111,6 +127,38 @@ impl TestApp {
                 .insert(header::COOKIE, jar.parse().unwrap());
         }
         let res = self.router.clone().oneshot(req).await.unwrap();
+        self.store_cookies(res.headers());
+        res
+    }
+
+    /// GET with the jar's cookies, `cookie` (`name=value`) replacing the jar's cookie of that
+    /// name, without storing what the response sets: for tasks sharing one app.
+    pub async fn get_isolated(&self, uri: &str, cookie: &str) -> Response {
+        let name = cookie.split('=').next().unwrap_or("");
+        let mut jar: Vec<String> = self
+            .cookies
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(k, _)| k.as_str() != name)
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        jar.push(cookie.to_string());
+        let req = Request::get(uri)
+            .header(header::COOKIE, jar.join("; "))
+            .body(Body::empty())
+            .unwrap();
+        self.router.clone().oneshot(req).await.unwrap()
+    }
+
+    /// Like [`Self::send`], to the admin origin (browsers share cookies across ports).
+    pub async fn send_admin(&self, mut req: Request<Body>) -> Response {
+        let jar = self.cookie_header();
+        if !jar.is_empty() && !req.headers().contains_key(header::COOKIE) {
+            req.headers_mut()
+                .insert(header::COOKIE, jar.parse().unwrap());
+        }
+        let res = self.admin.clone().oneshot(req).await.unwrap();
         self.store_cookies(res.headers());
         res
     }
@@ -210,14 +258,14 @@ impl TestApp {
             .call(move |c| {
                 let rows: Vec<_> = (1..=n)
                     .map(|i| {
-                        mail_web::address::NewAddress::parse(
+                        mail_web::domain::address::NewAddress::parse(
                             &format!("User {i}"),
                             &format!("u{i}@example.test"),
                         )
                         .unwrap()
                     })
                     .collect();
-                mail_web::addresses::add_many(c, &rows)
+                mail_web::storage::addresses::add_many(c, &rows)
             })
             .await
             .unwrap();
@@ -226,6 +274,12 @@ impl TestApp {
     pub fn redis(&self) -> &RedisServer {
         self.redis.as_ref().expect("test started without redis")
     }
+}
+
+/// The token in `<meta name="csrf-token" content="…">`.
+pub fn csrf_meta(html: &str) -> Option<String> {
+    let rest = html.split("<meta name=\"csrf-token\" content=\"").nth(1)?;
+    Some(rest.split('"').next()?.to_string())
 }
 
 pub async fn text(res: Response) -> String {
@@ -256,4 +310,83 @@ fn encode(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// The real `mail-web` binary on a free loopback port with its own database and `envs`
+/// (Redis unreachable unless given), its stdout drained. Returns once `/health/live`
+/// answers.
+pub struct WebProcess {
+    /// Killed on drop.
+    _child: tokio::process::Child,
+    pub port: u16,
+    /// Holds the database; removed on drop.
+    _dir: TempDir,
+}
+
+impl WebProcess {
+    pub async fn start(envs: &[(&str, String)]) -> Self {
+        let dir = TempDir::new("web-bin");
+        let port = test_services::free_port();
+        let mut cmd = tokio::process::Command::new(test_services::bin_path("mail-web"));
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("PORT", port.to_string())
+            .env("BIND_ADDR", "127.0.0.1")
+            .env(
+                "DATABASE_URL",
+                format!("sqlite://{}", dir.path().join("web.sqlite3").display()),
+            )
+            .env("REDIS_URL", DEAD_REDIS)
+            .env("RUST_LOG", "warn")
+            .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit())
+            .kill_on_drop(true);
+        let child = cmd
+            .spawn()
+            .expect("spawn mail-web (cargo build --bins first)");
+        let web = WebProcess {
+            _child: child,
+            port,
+            _dir: dir,
+        };
+        test_services::wait_until(
+            std::time::Duration::from_secs(30),
+            "mail-web listening",
+            || async { web.raw("/health/live").await.ok() },
+        )
+        .await;
+        web
+    }
+
+    pub fn pid(&self) -> u32 {
+        self._child.id().expect("mail-web still running")
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// One `GET path` on a fresh connection; the whole response as text.
+    pub async fn raw(&self, path: &str) -> std::io::Result<String> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(self.addr()).await?;
+        s.write_all(
+            format!(
+                "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+                self.addr()
+            )
+            .as_bytes(),
+        )
+        .await?;
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).await?;
+        let text = String::from_utf8_lossy(&out).into_owned();
+        if text.starts_with("HTTP/1.1 ") {
+            Ok(text)
+        } else {
+            Err(std::io::Error::other(format!("not a response: {text:?}")))
+        }
+    }
 }

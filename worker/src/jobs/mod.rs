@@ -8,6 +8,7 @@ mod mail_sender;
 
 use crate::clock::Clock;
 use crate::mailer::Mailer;
+use service_runtime::redis_link::RedisLink;
 use sidekiq_wire::Job;
 use std::sync::Arc;
 
@@ -20,7 +21,7 @@ pub struct JobContext {
     /// Pooled SMTP sender.
     pub mailer: Arc<Mailer>,
     /// Shared Redis connection (idempotency checks).
-    pub redis: redis::aio::ConnectionManager,
+    pub redis: RedisLink,
     /// The worker's clock.
     pub clock: Clock,
 }

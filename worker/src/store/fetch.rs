@@ -22,8 +22,19 @@ pub struct Lease {
     pub queue: String,
     /// The in-progress list holding it.
     pub list: String,
-    /// The payload exactly as fetched.
-    pub payload: String,
+    /// The payload exactly as fetched: bytes, because any client can push anything, and a
+    /// payload that is not UTF-8 must still be released, byte for byte.
+    pub payload: Vec<u8>,
+}
+
+impl Lease {
+    /// The payload as text, if it is UTF-8.
+    ///
+    /// # Errors
+    /// The payload is not UTF-8.
+    pub fn text(&self) -> Result<&str, std::str::Utf8Error> {
+        std::str::from_utf8(&self.payload)
+    }
 }
 
 /// For each requested slot, try the preferred queue, then the others in configured order.
@@ -76,7 +87,7 @@ pub async fn take<C: ConnectionLike + Send>(
             continue;
         };
         let idx: usize = redis::from_redis_value_ref(idx)?;
-        let payload: String = redis::from_redis_value_ref(payload)?;
+        let payload: Vec<u8> = redis::from_redis_value_ref(payload)?;
         if let Some(q) = idx.checked_sub(1).and_then(|i| queues.get(i)) {
             out.push(Lease {
                 queue: q.name.clone(),
@@ -101,7 +112,7 @@ pub async fn wait_for_one<C: ConnectionLike + Send>(
     let Some(q) = queues.get(index) else {
         return Ok(None);
     };
-    let got: Option<String> = redis::cmd("BLMOVE")
+    let got: Option<Vec<u8>> = redis::cmd("BLMOVE")
         .arg(&q.key)
         .arg(&q.inprogress)
         .arg("RIGHT")
@@ -114,4 +125,59 @@ pub async fn wait_for_one<C: ConnectionLike + Send>(
         list: q.inprogress.clone(),
         payload,
     }))
+}
+
+/// KEYS: in-progress list, queue. ARGV: payload. Gives one job that nobody runs back to the
+/// end of its queue that is fetched next, if it is still in the list.
+static GIVE_BACK: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 1 then
+  redis.call('RPUSH', KEYS[2], ARGV[1])
+  return 1
+end
+return 0
+",
+    )
+});
+
+/// Gives back every job in this process's in-progress lists that is not in `running` (a
+/// multiset of payloads): jobs a fetch moved here whose reply never arrived. Call it only
+/// while no fetch of this process is in flight. Returns how many went back.
+///
+/// # Errors
+/// Redis errors (what was not given back yet stays for the next call, or for the exit).
+pub async fn give_back_unclaimed<C: ConnectionLike + Send>(
+    conn: &mut C,
+    queues: &QueueSet,
+    running: &[Lease],
+) -> redis::RedisResult<usize> {
+    let mut given = 0;
+    for q in queues.all() {
+        let held: Vec<Vec<u8>> = redis::cmd("LRANGE")
+            .arg(&q.inprogress)
+            .arg(0)
+            .arg(-1)
+            .query_async(conn)
+            .await?;
+        let mut claimed: Vec<&[u8]> = running
+            .iter()
+            .filter(|l| l.list == q.inprogress)
+            .map(|l| l.payload.as_slice())
+            .collect();
+        for item in held {
+            if let Some(i) = claimed.iter().position(|c| *c == item.as_slice()) {
+                claimed.swap_remove(i);
+                continue;
+            }
+            let back: i64 = GIVE_BACK
+                .key(&q.inprogress)
+                .key(&q.key)
+                .arg(&item)
+                .invoke_async(conn)
+                .await?;
+            given += back as usize;
+        }
+    }
+    Ok(given)
 }

@@ -18,27 +18,27 @@ pub mod recovery;
 pub mod schedule;
 pub mod stats;
 
-use redis::aio::ConnectionManager;
+use service_runtime::redis_link::RedisLink;
 use std::time::Duration;
 
-/// The shared, auto-reconnecting connection for everything but blocking fetches.
+/// How long any request on the shared connection may take before the connection is
+/// replaced: long enough for a `SCARD` on a busy Redis, short enough that a partition is
+/// noticed within one heartbeat.
+pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The shared, self-healing connection for everything but blocking fetches.
 ///
 /// Redis not being reachable yet is not an error: this waits with backoff (logging each
 /// attempt), so a pod never crash-loops over a Redis restart.
 ///
 /// # Errors
 /// A malformed `REDIS_URL`.
-pub async fn connect(url: &str) -> redis::RedisResult<ConnectionManager> {
-    let client = redis::Client::open(url)?;
-    let config = redis::aio::ConnectionManagerConfig::new()
-        .set_response_timeout(Some(Duration::from_secs(5)))
-        .set_connection_timeout(Some(Duration::from_secs(5)))
-        .set_number_of_retries(3)
-        .set_max_delay(Duration::from_secs(2));
+pub async fn connect(url: &str) -> redis::RedisResult<RedisLink> {
+    let mut link = RedisLink::open(url, RESPONSE_TIMEOUT, Duration::from_secs(5))?;
     let mut delay = Duration::from_millis(100);
     loop {
-        match ConnectionManager::new_with_config(client.clone(), config.clone()).await {
-            Ok(c) => return Ok(c),
+        match redis::cmd("PING").query_async::<()>(&mut link).await {
+            Ok(()) => return Ok(link),
             Err(e) => {
                 tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "Redis not reachable yet");
                 tokio::time::sleep(delay).await;

@@ -18,11 +18,20 @@ use std::sync::LazyLock;
 /// retrying set of the bulk send, index of bulk sends with retrying jobs.
 /// ARGV: fetched payload, action, new payload, score, new state ('' = none), state TTL,
 /// dead cutoff score, track progress ('1'/'0'), jid, send id.
+///
+/// Without the lease (another process recovered the job while this one was paused or cut
+/// off) only a delivery is still recorded: the mail went out, so the recovered copy must
+/// find the jid `sent` and skip, instead of mailing it again.
 static COMPLETE: LazyLock<Script> =
     LazyLock::new(|| Script::new(&format!("{TRANSITION_LUA}{COMPLETE_LUA}")));
 
 const COMPLETE_LUA: &str = r"
-if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end
+if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then
+  if ARGV[5] == 'sent' then
+    transition(KEYS[3], KEYS[4], KEYS[6], KEYS[7], ARGV[9], ARGV[10], ARGV[5], ARGV[6], ARGV[8], '')
+  end
+  return 0
+end
 local action = ARGV[2]
 if action == 'retry' then
   redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
@@ -50,7 +59,7 @@ pub struct Tracking {
 
 /// Records `decision` for `lease` at time `now` (float seconds; the dead set's score).
 /// Returns `false` when the lease was already gone (another process recovered the job;
-/// nothing was written).
+/// only a delivery was recorded).
 ///
 /// # Errors
 /// Redis errors; the caller retries (the script is idempotent: a second run finds no lease).

@@ -14,19 +14,26 @@ use std::sync::LazyLock;
 
 /// Moves every list of a dead process back where its jobs came from.
 /// KEYS: owner heartbeat hash, the list, destination (queue list or sorted set), registry,
-/// `queues`, recovery counts, `dead`.
+/// `queues`, recovery counts, poisoned list, `schedule`.
 /// ARGV: registry field, kind (`queue` or `set`), queue name, now score,
 /// `check` (only if the owner's heartbeat is gone) or `force` (our own lists at exit),
-/// poison-pill limit, dead-set cutoff score.
+/// poison-pill limit, grace in seconds.
 ///
 /// A job recovered from crashed processes more than the limit allows is probably what
-/// crashes them (Sidekiq Pro's "poison pill"): it goes to the dead set instead of taking
-/// down the next process too. A graceful exit (`force`) does not count.
+/// crashes them (Sidekiq Pro's "poison pill"): it goes to the poisoned list, from where
+/// [`crate::processor::Processor::bury_poisoned`] moves it to the dead set, instead of
+/// taking down the next process too. A graceful exit (`force`) does not count.
+///
+/// The jobs of a process that is gone run again after the grace (through `schedule`), not
+/// at once: a process that was only paused (a VM pause, a long GC, a partition) gets that
+/// long to finish them and record that they were delivered, so the copies are skipped
+/// instead of mailed twice. Our own lists at exit hold jobs nobody runs: straight back.
 static RECOVER: LazyLock<Script> = LazyLock::new(|| Script::new(RECOVER_LUA));
 
 const RECOVER_LUA: &str = r"
-if ARGV[5] == 'check' and redis.call('EXISTS', KEYS[1]) == 1 then return {-1, 0} end
-local n, poisoned = 0, 0
+if ARGV[5] == 'check' and redis.call('EXISTS', KEYS[1]) == 1 then return {-1, 0, 0} end
+local requeued, deferred, poisoned = 0, 0, 0
+local grace = tonumber(ARGV[7])
 local item = redis.call('RPOP', KEYS[2])
 while item do
   if ARGV[2] == 'queue' then
@@ -39,30 +46,49 @@ while item do
       end
     end
     if crashes > tonumber(ARGV[6]) then
-      redis.call('ZADD', KEYS[7], ARGV[4], item)
-      redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', ARGV[7])
-      redis.call('ZREMRANGEBYRANK', KEYS[7], 0, -10000)
+      redis.call('LPUSH', KEYS[7], item)
       poisoned = poisoned + 1
+    elseif ARGV[5] == 'check' and grace > 0 then
+      redis.call('ZADD', KEYS[8], tonumber(ARGV[4]) + grace, item)
+      deferred = deferred + 1
     else
       redis.call('RPUSH', KEYS[3], item)
       redis.call('SADD', KEYS[5], ARGV[3])
-      n = n + 1
+      requeued = requeued + 1
     end
   else
     redis.call('ZADD', KEYS[3], ARGV[4], item)
-    n = n + 1
+    requeued = requeued + 1
   end
   item = redis.call('RPOP', KEYS[2])
 end
 redis.call('HDEL', KEYS[4], ARGV[1])
-return {n, poisoned}
+return {requeued, deferred, poisoned}
 ";
+
+/// What a recovery pass moved.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// Jobs back in their queue or sorted set now.
+    pub requeued: u64,
+    /// Jobs of processes that are gone, scheduled to run after the grace.
+    pub deferred: u64,
+    /// Poison pills waiting for the dead set.
+    pub poisoned: u64,
+}
+
+impl Recovered {
+    /// Jobs taken out of other processes' lists, whatever became of them.
+    pub fn total(&self) -> u64 {
+        self.requeued + self.deferred + self.poisoned
+    }
+}
 
 /// Recoveries after which a job is sent to the dead set as a poison pill.
 pub const POISON_PILL_LIMIT: u32 = 3;
 
 /// Recovers the in-progress and staging lists of processes whose heartbeat expired
-/// (`force` = also ours, used once at exit). Returns the number of jobs moved back.
+/// (`force_own` = also ours, used once at exit); their queue jobs run again after `grace`.
 ///
 /// # Errors
 /// Redis errors.
@@ -71,12 +97,13 @@ pub async fn recover<C: ConnectionLike + Send>(
     own_identity: &str,
     force_own: bool,
     now_score: f64,
-) -> redis::RedisResult<u64> {
+    grace: std::time::Duration,
+) -> redis::RedisResult<Recovered> {
     let entries: Vec<(String, String)> = redis::cmd("HGETALL")
         .arg(mailkeys::REGISTRY)
         .query_async(conn)
         .await?;
-    let mut moved = 0u64;
+    let mut moved = Recovered::default();
     for (list, meta) in entries {
         let Ok(meta) = serde_json::from_str::<serde_json::Value>(&meta) else {
             tracing::warn!(%list, "unreadable registry entry; left alone");
@@ -100,30 +127,33 @@ pub async fn recover<C: ConnectionLike + Send>(
         } else {
             continue;
         };
-        let (n, poisoned): (i64, i64) = RECOVER
+        let (requeued, deferred, poisoned): (i64, i64, i64) = RECOVER
             .key(owner)
             .key(&list)
             .key(&dest)
             .key(mailkeys::REGISTRY)
             .key(keys::QUEUES)
             .key(mailkeys::RECOVERIES)
-            .key(keys::DEAD)
+            .key(mailkeys::POISONED)
+            .key(keys::SCHEDULE)
             .arg(&list)
             .arg(kind)
             .arg(&queue)
             .arg(now_score)
             .arg(mode)
             .arg(POISON_PILL_LIMIT)
-            .arg(now_score - keys::DEAD_TIMEOUT_SECS)
+            .arg(grace.as_secs_f64())
             .invoke_async(conn)
             .await?;
-        if n > 0 && !own {
-            tracing::warn!(owner, %list, jobs = n, "recovered jobs of a process that is gone");
+        if requeued + deferred > 0 && !own {
+            tracing::warn!(owner, %list, requeued, deferred, grace_secs = grace.as_secs_f64(), "recovered jobs of a process that is gone");
         }
         if poisoned > 0 {
-            tracing::error!(owner, %list, jobs = poisoned, limit = POISON_PILL_LIMIT, "jobs recovered from crashed processes too often moved to the dead set (poison pill)");
+            tracing::error!(owner, %list, jobs = poisoned, limit = POISON_PILL_LIMIT, "jobs recovered from crashed processes too often go to the dead set (poison pill)");
         }
-        moved += n.max(0) as u64;
+        moved.requeued += requeued.max(0) as u64;
+        moved.deferred += deferred.max(0) as u64;
+        moved.poisoned += poisoned.max(0) as u64;
     }
     Ok(moved)
 }

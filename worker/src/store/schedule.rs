@@ -6,9 +6,10 @@
 //! back into their set).
 
 use crate::clock::Clock;
+use crate::unreadable::{Unreadable, dead_entry_for_bytes, read_job};
 use redis::Script;
 use redis::aio::ConnectionLike;
-use sidekiq_wire::{Job, keys};
+use sidekiq_wire::{Timestamp, keys};
 use std::sync::LazyLock;
 
 /// Members moved per round trip.
@@ -39,10 +40,27 @@ pub async fn enqueue_due<C: ConnectionLike + Send>(
     staging: &str,
     clock: &Clock,
 ) -> redis::RedisResult<usize> {
+    // Members a previous pass staged but could not push (its reply was lost, Redis went
+    // away): they left the set already and are due, so they go first.
+    let leftover: Vec<Vec<u8>> = redis::cmd("LRANGE")
+        .arg(staging)
+        .arg(0)
+        .arg(-1)
+        .query_async(conn)
+        .await?;
     let mut moved = 0;
+    if !leftover.is_empty() {
+        tracing::warn!(
+            set,
+            jobs = leftover.len(),
+            "pushing jobs a failed poll left staged"
+        );
+        push(conn, set, staging, &leftover, clock.now()).await?;
+        moved += leftover.len();
+    }
     loop {
         let now = clock.now();
-        let due: Vec<String> = STAGE
+        let due: Vec<Vec<u8>> = STAGE
             .key(set)
             .key(staging)
             .arg(now.to_score())
@@ -52,35 +70,51 @@ pub async fn enqueue_due<C: ConnectionLike + Send>(
         if due.is_empty() {
             return Ok(moved);
         }
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        for raw in &due {
-            match Job::parse(raw) {
-                Ok(mut job) => {
-                    let queue = job
-                        .queue()
-                        .filter(|q| sidekiq_wire::client::valid_queue_name(q))
-                        .unwrap_or("default")
-                        .to_owned();
-                    job.set_queue(queue.clone());
-                    job.clear_at();
-                    job.set_enqueued_at(now);
-                    pipe.sadd(keys::QUEUES, &queue).ignore();
-                    pipe.lpush(keys::queue(&queue), job.to_json_string())
-                        .ignore();
-                }
-                Err(e) => {
-                    // It cannot be enqueued; keep it where a person can see it.
-                    tracing::error!(set, error = %e, "unparseable member moved to the dead set");
-                    pipe.zadd(keys::DEAD, raw, now.to_score()).ignore();
-                }
-            }
-            pipe.lrem(staging, 1, raw).ignore();
-        }
-        pipe.query_async::<()>(conn).await?;
+        push(conn, set, staging, &due, now).await?;
         moved += due.len();
         if due.len() < BATCH {
             return Ok(moved);
         }
     }
+}
+
+/// Pushes staged members to their queues and takes them off the staging list, in one MULTI.
+async fn push<C: ConnectionLike + Send>(
+    conn: &mut C,
+    set: &str,
+    staging: &str,
+    members: &[Vec<u8>],
+    now: Timestamp,
+) -> redis::RedisResult<()> {
+    let mut pipe = redis::pipe();
+    pipe.atomic();
+    for raw in members {
+        match read_job(raw) {
+            Ok(mut job) => {
+                let queue = job
+                    .queue()
+                    .filter(|q| sidekiq_wire::client::valid_queue_name(q))
+                    .unwrap_or("default")
+                    .to_owned();
+                job.set_queue(queue.clone());
+                job.clear_at();
+                job.set_enqueued_at(now);
+                pipe.sadd(keys::QUEUES, &queue).ignore();
+                pipe.lpush(keys::queue(&queue), job.to_json_string())
+                    .ignore();
+            }
+            Err(e @ Unreadable::NotAJob(_)) => {
+                // It cannot be enqueued; keep it where a person can see it.
+                tracing::error!(set, error = %e, "unparseable member moved to the dead set");
+                pipe.zadd(keys::DEAD, raw, now.to_score()).ignore();
+            }
+            Err(e @ Unreadable::NotText(_)) => {
+                tracing::error!(set, error = %e, "undecodable member moved to the dead set (kept as base64)");
+                let entry = dead_entry_for_bytes(raw, set, now);
+                pipe.zadd(keys::DEAD, entry, now.to_score()).ignore();
+            }
+        }
+        pipe.lrem(staging, 1, raw).ignore();
+    }
+    pipe.query_async::<()>(conn).await
 }

@@ -10,7 +10,7 @@ use crate::identity::Identity;
 use crate::metrics::Metrics;
 use crate::stats::Stats;
 use crate::store::heartbeat::{self, Beat};
-use redis::aio::ConnectionManager;
+use service_runtime::redis_link::RedisLink;
 use service_runtime::usage::{ProcessUsage, cpu_percent};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,7 +19,7 @@ use tokio::sync::watch;
 /// What the heartbeat reads and writes.
 pub struct Heartbeat {
     /// Shared Redis connection.
-    pub redis: ConnectionManager,
+    pub redis: RedisLink,
     /// This process.
     pub identity: Identity,
     /// Reliable-fetch registry entries, re-written every beat.
@@ -55,7 +55,7 @@ impl Heartbeat {
             let cpu = cpu_percent(prev, now);
             prev = now;
             self.metrics.set_busy(self.busy.len());
-            self.health.tick();
+            self.health.heartbeat_turned();
             let wait = match self.beat(cpu, usage).await {
                 Ok(signal) => {
                     self.health.set_redis_ok(true);
@@ -68,6 +68,7 @@ impl Heartbeat {
                 }
                 Err(e) => {
                     self.health.set_redis_ok(false);
+                    self.health.heartbeat_failed();
                     tracing::warn!(error = %e, "heartbeat failed; retrying");
                     delay = (delay * 2).min(self.interval);
                     delay

@@ -7,14 +7,14 @@ use crate::control::Control;
 use crate::store::schedule;
 use mail_protocol::keys as mailkeys;
 use rand::Rng;
-use redis::aio::ConnectionManager;
+use service_runtime::redis_link::RedisLink;
 use sidekiq_wire::keys;
 use std::time::Duration;
 
 /// What the poller uses.
 pub struct Poller {
     /// Shared Redis connection.
-    pub redis: ConnectionManager,
+    pub redis: RedisLink,
     /// This process's identity (names its staging lists).
     pub identity: String,
     /// `SCHEDULED_POLL_INTERVAL`, or `None` for 5 s × live processes.

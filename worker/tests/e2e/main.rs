@@ -10,7 +10,9 @@
 
 mod delivery;
 mod failures;
+mod faults;
 mod no_loss;
+mod rust_producer;
 mod webui;
 
 use mail_worker::processor::Processed;
@@ -32,6 +34,7 @@ pub fn settings(redis: &RedisServer, smtp: &SmtpServer) -> Settings {
     s.heartbeat_interval = Duration::from_millis(500);
     s.poll_interval = Some(Duration::from_millis(300));
     s.recovery_interval = Duration::from_secs(1);
+    s.recovery_grace = Duration::from_secs(1);
     s.shutdown_timeout = Duration::from_secs(5);
     s.smtp_timeout = Duration::from_secs(2);
     s.job_timeout = Duration::from_secs(10);
@@ -71,6 +74,7 @@ pub fn binary_env(redis: &RedisServer, smtp_port: u16) -> Vec<(&'static str, Str
         ("HEARTBEAT_INTERVAL", "0.5".into()),
         ("SCHEDULED_POLL_INTERVAL", "0.3".into()),
         ("RECOVERY_INTERVAL", "1".into()),
+        ("RECOVERY_GRACE", "1".into()),
         ("SHUTDOWN_TIMEOUT", "5".into()),
         ("SMTP_TIMEOUT", "2".into()),
         ("HOSTNAME", "e2e-bin".into()),
@@ -137,6 +141,7 @@ pub fn mail(to: &str, mail_job_id: impl Into<Option<i64>>) -> sidekiq_wire::Job 
         name: None,
         email_id: None,
         mail_job_id: mail_job_id.into(),
+        instance: None,
         simulate_error: false,
     }
     .into_job("default")

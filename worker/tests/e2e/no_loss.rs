@@ -167,14 +167,12 @@ async fn sigterm_while_waiting_for_redis_exits_promptly() {
 #[tokio::test]
 async fn a_job_that_keeps_crashing_processes_goes_to_the_dead_set_as_a_poison_pill() {
     let redis = RedisServer::start();
+    let smtp = SmtpServer::start().await;
     let mut c = redis.conn().await;
-    let job = sidekiq_wire::Job::new(
-        "MailSenderJob",
-        vec![serde_json::json!({"to": "p@example.test"})],
-    )
-    .to_json_string();
+    let job = mail("p@example.test", 11).to_json_string();
     let list = mail_protocol::keys::inprogress("ghost:1:abc", "default");
     let entry = mail_protocol::keys::registry_entry_for_queue("ghost:1:abc", "default");
+    let worker = stepper(&settings(&redis, &smtp)).await;
     for crash in 1..=4 {
         // A process that died holding the job (no heartbeat hash for "ghost:1:abc").
         let _: () = redis::pipe()
@@ -183,14 +181,7 @@ async fn a_job_that_keeps_crashing_processes_goes_to_the_dead_set_as_a_poison_pi
             .query_async(&mut c)
             .await
             .unwrap();
-        mail_worker::store::recovery::recover(
-            &mut c,
-            "me",
-            false,
-            sidekiq_wire::Timestamp::now().to_score(),
-        )
-        .await
-        .unwrap();
+        worker.recover(Duration::ZERO).await.unwrap();
         let queued: Option<String> = redis::cmd("RPOP")
             .arg("queue:default")
             .query_async(&mut c)
@@ -212,6 +203,46 @@ async fn a_job_that_keeps_crashing_processes_goes_to_the_dead_set_as_a_poison_pi
         }
     }
     assert_eq!(redis.llen(&list).await, 0);
+    assert_eq!(redis.llen(mail_protocol::keys::POISONED).await, 0);
+    // The dead entry says why, as any dead job does, and the send counts it as failed.
+    let (dead, _) = zmembers(&redis, "dead").await.remove(0);
+    assert_eq!(dead["error_class"], "PoisonPillError");
+    assert!(dead["failed_at"].is_f64(), "{dead}");
+    assert!(
+        dead["error_message"]
+            .as_str()
+            .unwrap()
+            .contains("crashed processes")
+    );
+    let p = progress(&redis, 11).await;
+    assert_eq!((p.sent, p.failed, p.retrying), (0, 1, 0));
+}
+
+#[tokio::test]
+async fn the_jobs_of_a_process_that_is_gone_run_again_after_the_grace() {
+    let redis = RedisServer::start();
+    let smtp = SmtpServer::start().await;
+    let mut c = redis.conn().await;
+    let job = mail("late@example.test", 12).to_json_string();
+    let list = mail_protocol::keys::inprogress("paused:1:abc", "default");
+    let entry = mail_protocol::keys::registry_entry_for_queue("paused:1:abc", "default");
+    let _: () = redis::pipe()
+        .lpush(&list, &job)
+        .hset(mail_protocol::keys::REGISTRY, &list, &entry)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let worker = stepper(&settings(&redis, &smtp)).await;
+    let r = worker.recover(Duration::from_secs(60)).await.unwrap();
+    assert_eq!((r.requeued, r.deferred), (0, 1));
+    assert_eq!(redis.llen("queue:default").await, 0, "not run at once");
+    assert_eq!(worker.enqueue_due().await.unwrap(), 0);
+    worker.clock().advance(61.0);
+    assert_eq!(worker.enqueue_due().await.unwrap(), 1);
+    assert_eq!(
+        step(&worker).await.decision,
+        mail_worker::Decision::Delivered
+    );
 }
 
 #[tokio::test]
@@ -248,4 +279,59 @@ async fn a_stop_during_a_redis_outage_ends_in_time_and_keeps_the_running_job() {
         1,
         "the unfinished job waits in Redis for recovery"
     );
+}
+
+/// Two worker processes sharing the burst.
+fn two_workers(env: &[(&'static str, String)]) -> (tokio::process::Child, tokio::process::Child) {
+    (spawn_binary(env), spawn_binary(env))
+}
+
+/// How long the faults below last: longer than a heartbeat lives (60 s), so every heartbeat
+/// that could not be written has expired when the fault ends.
+const LONGER_THAN_A_HEARTBEAT: Duration = Duration::from_secs(70);
+
+#[tokio::test]
+async fn a_hung_redis_makes_no_duplicates_with_two_workers() {
+    let redis = RedisServer::start();
+    let smtp = slow_smtp().await;
+    ruby_push_mail(&redis, JOBS, 41, "default", false).await;
+    let (_a, _b) = two_workers(&binary_env(&redis, smtp.port()));
+    wait_for_some(&smtp).await;
+    redis.pause();
+    tokio::time::sleep(LONGER_THAN_A_HEARTBEAT).await;
+    redis.resume();
+    let duplicates = assert_all_delivered_once(&redis, &smtp, 41, 0).await;
+    assert_eq!(duplicates, 0);
+}
+
+#[tokio::test]
+async fn a_redis_restarted_after_a_long_outage_makes_no_duplicates_with_two_workers() {
+    let mut redis = RedisServer::start_persistent();
+    let smtp = slow_smtp().await;
+    ruby_push_mail(&redis, JOBS, 42, "default", false).await;
+    let (_a, _b) = two_workers(&binary_env(&redis, smtp.port()));
+    wait_for_some(&smtp).await;
+    redis.stop();
+    tokio::time::sleep(LONGER_THAN_A_HEARTBEAT).await;
+    redis.restart();
+    let duplicates = assert_all_delivered_once(&redis, &smtp, 42, 0).await;
+    assert_eq!(duplicates, 0);
+}
+
+#[tokio::test]
+async fn a_worker_frozen_longer_than_its_heartbeat_makes_no_duplicates() {
+    let redis = RedisServer::start();
+    let smtp = slow_smtp().await;
+    ruby_push_mail(&redis, JOBS, 43, "default", false).await;
+    let mut env = binary_env(&redis, smtp.port());
+    // The other worker takes the frozen one's jobs after its heartbeat expires, but runs them
+    // only after this grace: by then the frozen one has woken, finished them and said so.
+    env.push(("RECOVERY_GRACE", "30".into()));
+    let (frozen, _other) = two_workers(&env);
+    wait_for_some(&smtp).await;
+    signal(&frozen, libc::SIGSTOP);
+    tokio::time::sleep(LONGER_THAN_A_HEARTBEAT).await;
+    signal(&frozen, libc::SIGCONT);
+    let duplicates = assert_all_delivered_once(&redis, &smtp, 43, 0).await;
+    assert_eq!(duplicates, 0);
 }

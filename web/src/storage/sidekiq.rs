@@ -2,9 +2,15 @@
 //! Redis is down, and every call is bounded in time so a dead Redis never hangs a page: a
 //! failed connect is not retried for [`RETRY_AFTER`], so a page that reads Redis three times
 //! fails fast instead of waiting three times.
+//!
+//! Also the reads the web makes: bulk-send progress ([`SidekiqRedis::progress`]) and the
+//! dashboard of processes, queues and totals ([`SidekiqRedis::dashboard`]).
 
+use mail_protocol::{Progress, SendId};
 use redis::aio::ConnectionManager;
 use sidekiq_wire::Client;
+use sidekiq_wire::overview::{QueueSummary, Totals};
+use sidekiq_wire::process::ProcessSnapshot;
 use std::future::Future;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
@@ -106,6 +112,45 @@ impl SidekiqRedis {
         self.read(|mut c| async move { redis::cmd("PING").query_async::<String>(&mut c).await })
             .await
             .map(|_| ())
+    }
+}
+
+/// What the workers panel shows, read in one go.
+#[derive(Debug, Clone)]
+pub struct Dashboard {
+    /// Live processes from their heartbeats.
+    pub processes: Vec<ProcessSnapshot>,
+    /// Every queue's size and latency.
+    pub queues: Vec<QueueSummary>,
+    /// Processed, failed, retry/scheduled/dead sizes.
+    pub totals: Totals,
+}
+
+impl SidekiqRedis {
+    /// The worker's counters for each bulk send, in order (missing ones read as zero).
+    ///
+    /// # Errors
+    /// [`RedisError`].
+    pub async fn progress(&self, sends: Vec<SendId>) -> Result<Vec<Progress>, RedisError> {
+        self.read(
+            |mut c| async move { mail_protocol::progress::read_progress(&mut c, &sends).await },
+        )
+        .await
+    }
+
+    /// Processes, queues and totals.
+    ///
+    /// # Errors
+    /// [`RedisError`].
+    pub async fn dashboard(&self) -> Result<Dashboard, RedisError> {
+        self.read(|mut c| async move {
+            Ok(Dashboard {
+                processes: sidekiq_wire::process::list_processes(&mut c).await?,
+                queues: sidekiq_wire::overview::queues(&mut c).await?,
+                totals: sidekiq_wire::overview::totals(&mut c).await?,
+            })
+        })
+        .await
     }
 }
 

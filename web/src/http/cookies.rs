@@ -1,5 +1,5 @@
 //! Reading the `Cookie` header and writing `Set-Cookie` values, for the few cookies the web
-//! keeps (CSRF token, flash, language). Values are always ASCII without `;`, `,` or spaces.
+//! keeps (session, flash, language). Values are always ASCII without `;`, `,` or spaces.
 
 use axum::http::HeaderMap;
 use axum::http::header::COOKIE;
@@ -15,6 +15,16 @@ pub fn get(headers: &HeaderMap, name: &str) -> Option<String> {
             let (k, v) = pair.trim().split_once('=')?;
             (k == name).then(|| v.trim_matches('"').to_owned())
         })
+}
+
+/// Whether the browser reached us over HTTPS, as the TLS-terminating proxy in front says
+/// (`X-Forwarded-Proto: https`). mail-web itself serves plain HTTP.
+pub fn is_https(headers: &HeaderMap) -> bool {
+    headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"))
 }
 
 /// A session `Set-Cookie` value: HttpOnly (no script needs these), SameSite=Lax (sent on

@@ -1,6 +1,6 @@
 //! Mails per second over the last minute, for the sparkline: a running total sampled once a
-//! second by a background task ([`crate::live::sample_throughput`]), drawn server-side as an
-//! inline SVG.
+//! second by a background task ([`crate::services::live::LiveSources::sample_throughput`]),
+//! drawn server-side as an inline SVG.
 
 use std::collections::VecDeque;
 use std::fmt::Write;

@@ -1,219 +1,150 @@
-//! UI texts in Japanese (the seed's language, the default) and English, and how a request
-//! picks one: the `lang` cookie set by the switch link, else `Accept-Language`.
-//!
-//! Texts are plain fields so templates use them as `{{ t.add }}`; texts with values carry
-//! `{name}` placeholders filled by [`fill`] (or minijinja's `replace` filter).
+//! Every UI text in both languages. [`Texts`] is a struct of fields, so a text missing in
+//! one language is a compile error. Texts with values carry placeholders filled by
+//! [`super::format`]: `{name}`, and in English `{name:one|other}` for plurals.
 
-use axum::http::HeaderMap;
-use serde::Serialize;
-
-/// A UI language.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Lang {
-    /// 日本語 (default).
-    Ja,
-    /// English.
-    En,
-}
-
-/// Cookie remembering the language switch.
-pub const LANG_COOKIE: &str = "lang";
-
-impl Lang {
-    /// `ja` or `en`.
-    pub fn code(self) -> &'static str {
-        match self {
-            Lang::Ja => "ja",
-            Lang::En => "en",
+/// Declares [`Texts`] with one `&'static str` field per key, plus the key list and a lookup
+/// by name for templates. A struct (not a map) so that a text missing in one language is a
+/// compile error.
+macro_rules! catalogue {
+    ($($key:ident),* $(,)?) => {
+        /// Every UI text.
+        #[derive(Debug)]
+        #[allow(missing_docs, reason = "each field is the text named by it")]
+        pub struct Texts {
+            $(pub $key: &'static str,)*
         }
-    }
 
-    /// Parses `ja`/`en` (as used by the switch link and the cookie).
-    pub fn from_code(code: &str) -> Option<Lang> {
-        match code {
-            "ja" => Some(Lang::Ja),
-            "en" => Some(Lang::En),
-            _ => None,
-        }
-    }
+        impl Texts {
+            /// Every key, in declaration order.
+            pub const KEYS: &'static [&'static str] = &[$(stringify!($key)),*];
 
-    /// The cookie wins; else the `Accept-Language` entry with the highest q among ja/en;
-    /// else Japanese.
-    pub fn from_headers(headers: &HeaderMap) -> Lang {
-        if let Some(lang) =
-            crate::cookies::get(headers, LANG_COOKIE).and_then(|c| Lang::from_code(&c))
-        {
-            return lang;
-        }
-        let Some(accept) = headers
-            .get(axum::http::header::ACCEPT_LANGUAGE)
-            .and_then(|v| v.to_str().ok())
-        else {
-            return Lang::Ja;
-        };
-        let mut best: Option<(f32, Lang)> = None;
-        for item in accept.split(',') {
-            let mut parts = item.split(';');
-            let tag = parts.next().unwrap_or("").trim().to_ascii_lowercase();
-            let q = parts
-                .find_map(|p| p.trim().strip_prefix("q="))
-                .and_then(|q| q.parse::<f32>().ok())
-                .unwrap_or(1.0);
-            let lang = if tag == "ja" || tag.starts_with("ja-") {
-                Lang::Ja
-            } else if tag == "en" || tag.starts_with("en-") {
-                Lang::En
-            } else {
-                continue;
-            };
-            if best.is_none_or(|(bq, _)| q > bq) {
-                best = Some((q, lang));
+            /// The text named `key` (how templates reach it: `t("key", ...)`).
+            pub fn get(&self, key: &str) -> Option<&'static str> {
+                match key {
+                    $(stringify!($key) => Some(self.$key),)*
+                    _ => None,
+                }
             }
         }
-        best.map_or(Lang::Ja, |(_, l)| l)
-    }
-
-    /// The texts in this language.
-    pub fn texts(self) -> &'static Texts {
-        match self {
-            Lang::Ja => &JA,
-            Lang::En => &EN,
-        }
-    }
+    };
 }
 
-/// Replaces each `{key}` in `template` with its value.
-pub fn fill(template: &str, values: &[(&str, &str)]) -> String {
-    let mut s = template.to_owned();
-    for (k, v) in values {
-        s = s.replace(&format!("{{{k}}}"), v);
-    }
-    s
-}
-
-/// `1234567` → `1,234,567` (both languages group by thousands).
-pub fn thousands(n: i64) -> String {
-    let digits = n.unsigned_abs().to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
-    if n < 0 {
-        out.push('-');
-    }
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// Every UI text.
-#[derive(Debug, Serialize)]
-#[allow(missing_docs, reason = "each field is the text named by it")]
-pub struct Texts {
-    pub title: &'static str,
-    pub subtitle: &'static str,
-    pub other_lang: &'static str,
-    pub other_lang_code: &'static str,
-    pub addresses_heading: &'static str,
-    pub name: &'static str,
-    pub email: &'static str,
-    pub add: &'static str,
-    pub csv_import: &'static str,
-    pub csv_hint: &'static str,
-    pub generate_heading: &'static str,
-    pub generate_n: &'static str,
-    pub registered: &'static str,
-    pub search_placeholder: &'static str,
-    pub search: &'static str,
-    pub clear: &'static str,
-    pub matching: &'static str,
-    pub added_at: &'static str,
-    pub actions: &'static str,
-    pub delete: &'static str,
-    pub confirm_delete: &'static str,
-    pub prev: &'static str,
-    pub next: &'static str,
-    pub no_addresses: &'static str,
-    pub bulk_heading: &'static str,
-    pub sidekiq_practice: &'static str,
-    pub send_n: &'static str,
-    pub error_simulation: &'static str,
-    pub send_n_errors: &'static str,
-    pub queue: &'static str,
-    pub admin: &'static str,
-    pub sidekiq_admin: &'static str,
-    pub unleash_admin: &'static str,
-    pub mail_catcher: &'static str,
-    pub metrics: &'static str,
-    pub history: &'static str,
-    pub created_at: &'static str,
-    pub total: &'static str,
-    pub sent: &'static str,
-    pub failed: &'static str,
-    pub retrying: &'static str,
-    pub progress: &'static str,
-    pub status: &'static str,
-    pub status_pending: &'static str,
-    pub status_processing: &'static str,
-    pub status_completed: &'static str,
-    pub status_failed: &'static str,
-    pub no_history: &'static str,
-    pub throughput: &'static str,
-    pub workers: &'static str,
-    pub process: &'static str,
-    pub busy: &'static str,
-    pub memory: &'static str,
-    pub cpu: &'static str,
-    pub last_beat: &'static str,
-    pub seconds_ago: &'static str,
-    pub quiet: &'static str,
-    pub no_workers: &'static str,
-    pub queues: &'static str,
-    pub size: &'static str,
-    pub latency: &'static str,
-    pub no_queues: &'static str,
-    pub processed: &'static str,
-    pub retries: &'static str,
-    pub scheduled: &'static str,
-    pub dead: &'static str,
-    pub redis_down: &'static str,
-    pub live_updating: &'static str,
-    pub flash_created: &'static str,
-    pub flash_deleted: &'static str,
-    pub flash_not_found: &'static str,
-    pub flash_duplicate: &'static str,
-    pub invalid_name_blank: &'static str,
-    pub invalid_name_too_long: &'static str,
-    pub invalid_email_blank: &'static str,
-    pub invalid_email_format: &'static str,
-    pub flash_bulk_created: &'static str,
-    pub flash_too_few: &'static str,
-    pub flash_bad_count: &'static str,
-    pub flash_bad_queue: &'static str,
-    pub flash_enqueue_failed: &'static str,
-    pub flash_generated: &'static str,
-    pub flash_bad_generate: &'static str,
-    pub flash_imported: &'static str,
-    pub import_choose_file: &'static str,
-    pub import_too_large: &'static str,
-    pub import_not_text: &'static str,
-    pub import_missing_columns: &'static str,
-    pub import_formula: &'static str,
-    pub import_malformed: &'static str,
-    pub line_duplicate: &'static str,
-    pub line_formula: &'static str,
-    pub line_invalid: &'static str,
-    pub and_more: &'static str,
-    pub error_forbidden: &'static str,
-    pub error_too_large: &'static str,
-    pub error_not_found: &'static str,
-    pub error_unexpected: &'static str,
-    pub error_bad_request: &'static str,
-    pub back: &'static str,
-    pub sidekiq_not_configured: &'static str,
-    pub sidekiq_unreachable: &'static str,
+catalogue! {
+    title,
+    subtitle,
+    other_lang,
+    other_lang_code,
+    addresses_heading,
+    name,
+    email,
+    add,
+    csv_import,
+    csv_hint,
+    generate_heading,
+    generate_n,
+    registered,
+    search_placeholder,
+    search,
+    clear,
+    matching,
+    search_too_long,
+    added_at,
+    actions,
+    delete,
+    confirm_delete,
+    prev,
+    next,
+    no_addresses,
+    bulk_heading,
+    sidekiq_practice,
+    send_n,
+    error_simulation,
+    send_n_errors,
+    queue,
+    admin,
+    sidekiq_admin,
+    unleash_admin,
+    mail_catcher,
+    metrics,
+    history,
+    created_at,
+    total,
+    sent,
+    failed,
+    retrying,
+    progress,
+    status,
+    status_pending,
+    status_processing,
+    status_completed,
+    status_failed,
+    no_history,
+    throughput,
+    workers,
+    process,
+    busy,
+    memory,
+    cpu,
+    last_beat,
+    seconds_ago,
+    quiet,
+    no_workers,
+    queues,
+    size,
+    latency,
+    no_queues,
+    processed,
+    retries,
+    scheduled,
+    dead,
+    redis_down,
+    live_updating,
+    flash_created,
+    flash_deleted,
+    flash_not_found,
+    flash_duplicate,
+    invalid_name_blank,
+    invalid_name_too_long,
+    invalid_name_format,
+    invalid_email_blank,
+    invalid_email_format,
+    flash_bulk_created,
+    flash_too_few,
+    flash_bad_count,
+    flash_bad_queue,
+    flash_enqueue_failed,
+    flash_enqueue_partial,
+    flash_generated,
+    flash_bad_generate,
+    flash_imported,
+    import_choose_file,
+    import_too_large,
+    import_not_text,
+    import_missing_columns,
+    import_formula,
+    import_malformed,
+    import_unterminated_quote,
+    import_broken_utf8,
+    line_broken_utf8,
+    line_duplicate,
+    line_formula,
+    line_invalid,
+    and_more,
+    error_forbidden,
+    error_too_large,
+    error_not_found,
+    error_unexpected,
+    error_bad_request,
+    db_lost,
+    db_read_only,
+    db_busy,
+    db_full,
+    db_corrupt,
+    back,
+    sidekiq_not_configured,
+    sidekiq_unreachable,
+    sidekiq_timed_out,
+    sidekiq_too_large,
 }
 
 /// 日本語.
@@ -235,6 +166,7 @@ pub static JA: Texts = Texts {
     search: "検索",
     clear: "クリア",
     matching: "{n}件が該当",
+    search_too_long: "検索語は{max}文字以内で入力してください（{n}文字ありました）。絞り込まずに表示しています",
     added_at: "登録日時",
     actions: "操作",
     delete: "削除",
@@ -292,6 +224,7 @@ pub static JA: Texts = Texts {
     flash_duplicate: "メールアドレスはすでに登録されています",
     invalid_name_blank: "名前を入力してください",
     invalid_name_too_long: "名前は255文字以内で入力してください",
+    invalid_name_format: "名前に改行や制御文字は使えません",
     invalid_email_blank: "メールアドレスを入力してください",
     invalid_email_format: "メールアドレスの形式が正しくありません",
     flash_bulk_created: "{n}件の送信ジョブを作成しました",
@@ -299,6 +232,7 @@ pub static JA: Texts = Texts {
     flash_bad_count: "送信件数は1〜{max}件で指定してください",
     flash_bad_queue: "キューは default か high を選んでください",
     flash_enqueue_failed: "ジョブを登録できませんでした（Redis に接続できません）",
+    flash_enqueue_partial: "Redis との接続が途中で切れたため、{asked}件中 {n}件だけ送信ジョブを登録しました（登録した分は送信されます）",
     flash_generated: "{n}件のテスト用アドレスを作成しました",
     flash_bad_generate: "生成件数は1〜{max}件で指定してください",
     flash_imported: "{n}件のメールアドレスを登録しました（重複 {dup}件、無効 {bad}件）",
@@ -308,6 +242,9 @@ pub static JA: Texts = Texts {
     import_missing_columns: "1行目に必要な列がありません: {cols}（name,email が必要です）。何も登録していません",
     import_formula: "数式のように見えるセル（=, +, -, @ で始まる）があるため取り込みませんでした。セルを修正してから再度お試しください",
     import_malformed: "CSV の形式が壊れています（{line}行目付近）。何も登録していません",
+    import_unterminated_quote: "{line}行目で始まる引用符（\"）が閉じられていないため、それ以降の行を読めません。引用符を直してから再度お試しください。何も登録していません",
+    import_broken_utf8: "UTF-8 として読めない文字（壊れたバイト）があるため取り込みませんでした。該当行を直すか、ファイルを UTF-8 で保存し直してください。何も登録していません",
+    line_broken_utf8: "{line}行目: UTF-8 として読めない文字",
     line_duplicate: "{line}行目: 重複（{email}）",
     line_formula: "{line}行目: 数式のようなセル",
     line_invalid: "{line}行目: {reason}",
@@ -315,11 +252,18 @@ pub static JA: Texts = Texts {
     error_forbidden: "不正なリクエストです。ページを再読み込みしてからもう一度お試しください",
     error_too_large: "リクエストが大きすぎます",
     error_not_found: "ページが見つかりません",
-    error_unexpected: "エラーが発生しました",
+    error_unexpected: "予期しないエラーが発生しました。原因はサーバーのログに記録されています。少し待ってからもう一度お試しください",
     error_bad_request: "リクエストが正しくありません",
+    db_lost: "データベースファイルが削除されたか別のファイルに置き換えられたため、データを守るために保存を止めています。ファイルを元に戻すか、web を再起動してください（再起動すると新しい空のデータベースで始まります）",
+    db_read_only: "データベースが読み取り専用のため保存できませんでした。何も変更していません",
+    db_busy: "データベースが混み合っているため保存できませんでした。何も変更していません。もう一度お試しください",
+    db_full: "ディスクがいっぱいのため保存できませんでした。何も変更していません",
+    db_corrupt: "データベースファイルが壊れているか SQLite のファイルではありません。バックアップから戻してください",
     back: "戻る",
     sidekiq_not_configured: "Sidekiq Web が設定されていません。SIDEKIQ_WEB_URL を設定して web を再起動してください（例: puma -b tcp://127.0.0.1:9292 ops/sidekiq-web/config.ru）",
     sidekiq_unreachable: "Sidekiq Web に接続できません",
+    sidekiq_timed_out: "Sidekiq Web が30秒以内に応答しませんでした",
+    sidekiq_too_large: "Sidekiq Web の応答が大きすぎるため表示できません",
 };
 
 /// English.
@@ -341,6 +285,7 @@ pub static EN: Texts = Texts {
     search: "Search",
     clear: "Clear",
     matching: "{n} matching",
+    search_too_long: "Search terms can be at most {max} characters (this one has {n}). Showing everything",
     added_at: "Added",
     actions: "Actions",
     delete: "Delete",
@@ -398,22 +343,27 @@ pub static EN: Texts = Texts {
     flash_duplicate: "Email has already been taken",
     invalid_name_blank: "Name can't be blank",
     invalid_name_too_long: "Name is too long (maximum is 255 characters)",
+    invalid_name_format: "Name can't contain line breaks or control characters",
     invalid_email_blank: "Email can't be blank",
     invalid_email_format: "Email is invalid",
-    flash_bulk_created: "Created {n} send jobs",
+    flash_bulk_created: "Created {n} send {n:job|jobs}",
     flash_too_few: "Not enough addresses (have {have}, need {need})",
     flash_bad_count: "Choose between 1 and {max} mails",
     flash_bad_queue: "Choose the default or high queue",
     flash_enqueue_failed: "Could not enqueue the jobs (Redis is unreachable)",
-    flash_generated: "Created {n} test addresses",
+    flash_enqueue_partial: "Redis failed part way: only {n} of {asked} send jobs were enqueued (those will be sent)",
+    flash_generated: "Created {n} test {n:address|addresses}",
     flash_bad_generate: "Choose between 1 and {max} addresses",
-    flash_imported: "Imported {n} addresses ({dup} duplicates, {bad} invalid)",
+    flash_imported: "Imported {n} {n:address|addresses} ({dup} {dup:duplicate|duplicates}, {bad} invalid)",
     import_choose_file: "Choose a CSV file",
     import_too_large: "The file is too large (limit {limit}). Nothing was imported",
     import_not_text: "This is not a CSV text file (use UTF-8 or Shift_JIS). Nothing was imported",
     import_missing_columns: "The first line lacks the column(s) {cols} (name,email are required). Nothing was imported",
     import_formula: "Cells that look like formulas (starting with =, +, -, @) were found, so nothing was imported. Fix those cells and try again",
     import_malformed: "The CSV is malformed (near line {line}). Nothing was imported",
+    import_unterminated_quote: "The quote (\") opened on line {line} is never closed, so the lines after it cannot be read. Fix the quote and try again. Nothing was imported",
+    import_broken_utf8: "Some characters are not valid UTF-8 (broken bytes), so nothing was imported. Fix those lines or save the file as UTF-8 again",
+    line_broken_utf8: "line {line}: not valid UTF-8",
     line_duplicate: "line {line}: duplicate ({email})",
     line_formula: "line {line}: formula-like cell",
     line_invalid: "line {line}: {reason}",
@@ -421,59 +371,16 @@ pub static EN: Texts = Texts {
     error_forbidden: "Invalid request. Reload the page and try again",
     error_too_large: "The request is too large",
     error_not_found: "Page not found",
-    error_unexpected: "Something went wrong",
+    error_unexpected: "Something unexpected went wrong; the cause is in the server log. Wait a moment and try again",
     error_bad_request: "Bad request",
+    db_lost: "The database file was deleted or replaced while running, so nothing is saved any more to protect your data. Put the file back or restart the web (a restart begins with a new, empty database)",
+    db_read_only: "The database is read-only, so this could not be saved. Nothing was changed",
+    db_busy: "The database is busy, so this could not be saved. Nothing was changed; try again",
+    db_full: "The disk is full, so this could not be saved. Nothing was changed",
+    db_corrupt: "The database file is damaged or not a SQLite file. Restore it from a backup",
     back: "Back",
     sidekiq_not_configured: "Sidekiq Web is not configured. Set SIDEKIQ_WEB_URL and restart the web (e.g. puma -b tcp://127.0.0.1:9292 ops/sidekiq-web/config.ru)",
     sidekiq_unreachable: "Sidekiq Web is unreachable",
+    sidekiq_timed_out: "Sidekiq Web did not answer within 30 seconds",
+    sidekiq_too_large: "Sidekiq Web's answer is too large to show",
 };
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use axum::http::HeaderValue;
-
-    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.append(*k, HeaderValue::from_static(v));
-        }
-        h
-    }
-
-    #[test]
-    fn language_choice() {
-        assert_eq!(Lang::from_headers(&headers(&[])), Lang::Ja);
-        assert_eq!(
-            Lang::from_headers(&headers(&[("accept-language", "en-US,en;q=0.9")])),
-            Lang::En
-        );
-        assert_eq!(
-            Lang::from_headers(&headers(&[("accept-language", "fr, en;q=0.5, ja;q=0.8")])),
-            Lang::Ja
-        );
-        assert_eq!(
-            Lang::from_headers(&headers(&[("accept-language", "de")])),
-            Lang::Ja
-        );
-        assert_eq!(
-            Lang::from_headers(&headers(&[
-                ("accept-language", "en"),
-                ("cookie", "x=1; lang=ja")
-            ])),
-            Lang::Ja
-        );
-    }
-
-    #[test]
-    fn formatting() {
-        assert_eq!(thousands(0), "0");
-        assert_eq!(thousands(999), "999");
-        assert_eq!(thousands(1000), "1,000");
-        assert_eq!(thousands(-1234567), "-1,234,567");
-        assert_eq!(
-            fill(JA.flash_too_few, &[("have", "5"), ("need", "1,000")]),
-            "送信対象が不足しています（現在5件、必要1,000件）"
-        );
-    }
-}

@@ -1,12 +1,11 @@
-//! Bulk sends (`mail_jobs`) and their progress.
+//! A bulk send and its progress: the status its counters imply and how the worker's live
+//! counters merge into the stored row.
 //!
 //! The worker never touches SQLite: it counts in Redis (`mailworker:progress:<id>`, exact).
 //! The web merges those live counters into the stored rows ([`merge`]) and writes the merged
 //! counts back when they change state, so the history survives the Redis TTL (7 days).
 
-use crate::db::{DbError, now_timestamp};
-use mail_protocol::Progress;
-use rusqlite::{Connection, params};
+use mail_protocol::{Progress, SendId};
 use serde::Serialize;
 
 /// Where a bulk send is.
@@ -34,7 +33,8 @@ impl Status {
         }
     }
 
-    fn parse(s: &str) -> Status {
+    /// Reads the stored spelling (anything unknown reads as pending).
+    pub fn parse(s: &str) -> Status {
         match s {
             "processing" => Status::Processing,
             "completed" => Status::Completed,
@@ -74,6 +74,9 @@ pub struct MailJob {
     pub created_at: String,
     /// (sent + failed) / total, in percent with one decimal (the seed's rounding).
     pub progress_percentage: f64,
+    /// Where the worker counts this send in Redis.
+    #[serde(skip)]
+    pub send_id: SendId,
 }
 
 /// The status the counters imply: done when sent + failed reaches the total.
@@ -91,7 +94,8 @@ pub fn status_of(total: i64, sent: i64, failed: i64, retrying: i64) -> Status {
     }
 }
 
-fn percentage(total: i64, sent: i64, failed: i64) -> f64 {
+/// (sent + failed) / total in percent, one decimal, at most 100.
+pub fn percentage(total: i64, sent: i64, failed: i64) -> f64 {
     if total <= 0 {
         return 0.0;
     }
@@ -115,99 +119,6 @@ pub fn merge(stored: &MailJob, live: Option<Progress>) -> MailJob {
     job.status = status_of(job.total_count, p.sent, p.failed, p.retrying);
     job.progress_percentage = percentage(job.total_count, p.sent, p.failed);
     job
-}
-
-/// Creates a pending bulk send; returns `(id, job_id)`.
-///
-/// # Errors
-/// [`DbError`].
-pub fn create(
-    conn: &Connection,
-    total: usize,
-    queue: &str,
-    simulate_error: bool,
-) -> Result<(i64, String), DbError> {
-    let tag: [u8; 12] = rand::random();
-    let job_id: String = tag.iter().map(|b| format!("{b:02x}")).collect();
-    let now = now_timestamp();
-    conn.execute(
-        "INSERT INTO mail_jobs (job_id, total_count, status, queue, simulate_error, created_at, updated_at)
-         VALUES (?1, ?2, 'pending', ?3, ?4, ?5, ?5)",
-        params![job_id, total as i64, queue, simulate_error, now],
-    )?;
-    Ok((conn.last_insert_rowid(), job_id))
-}
-
-/// Marks a bulk send whose jobs could not be enqueued as failed.
-///
-/// # Errors
-/// [`DbError`].
-pub fn mark_enqueue_failed(conn: &Connection, id: i64) -> Result<(), DbError> {
-    conn.execute(
-        "UPDATE mail_jobs SET status = 'failed', updated_at = ?2 WHERE id = ?1",
-        params![id, now_timestamp()],
-    )?;
-    Ok(())
-}
-
-/// The most recent `limit` bulk sends, newest first, as stored.
-///
-/// # Errors
-/// [`DbError`].
-pub fn recent(conn: &Connection, limit: usize) -> Result<Vec<MailJob>, DbError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT id, COALESCE(job_id, ''), total_count, sent_count, failed_count, retrying_count,
-                status, queue, simulate_error, created_at
-         FROM mail_jobs ORDER BY id DESC LIMIT ?1",
-    )?;
-    let rows = stmt
-        .query_map([limit as i64], |r| {
-            let total: i64 = r.get(2)?;
-            let sent: i64 = r.get(3)?;
-            let failed: i64 = r.get(4)?;
-            Ok(MailJob {
-                id: r.get(0)?,
-                job_id: r.get(1)?,
-                total_count: total,
-                sent_count: sent,
-                failed_count: failed,
-                retrying_count: r.get(5)?,
-                status: Status::parse(&r.get::<_, String>(6)?),
-                queue: r.get(7)?,
-                simulate_error: r.get(8)?,
-                created_at: r.get(9)?,
-                progress_percentage: percentage(total, sent, failed),
-            })
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(rows)
-}
-
-/// Stores merged counters and status.
-///
-/// # Errors
-/// [`DbError`].
-pub fn save(conn: &mut Connection, jobs: &[MailJob]) -> Result<(), DbError> {
-    let tx = conn.transaction()?;
-    {
-        let mut stmt = tx.prepare_cached(
-            "UPDATE mail_jobs SET sent_count = ?2, failed_count = ?3, retrying_count = ?4,
-                    status = ?5, updated_at = ?6 WHERE id = ?1",
-        )?;
-        let now = now_timestamp();
-        for j in jobs {
-            stmt.execute(params![
-                j.id,
-                j.sent_count,
-                j.failed_count,
-                j.retrying_count,
-                j.status.as_str(),
-                now
-            ])?;
-        }
-    }
-    tx.commit()?;
-    Ok(())
 }
 
 /// Whether a merged row should be written back: its status changed, or it is final and its
@@ -244,6 +155,7 @@ mod tests {
             simulate_error: false,
             created_at: "x".into(),
             progress_percentage: 0.0,
+            send_id: SendId::new("0f", 1),
         }
     }
 

@@ -3,7 +3,12 @@
 //! Decisions (the seed silently dropped bad rows; we never do):
 //! - encoding: UTF-8 with or without BOM; otherwise Shift_JIS/CP932 (Excel's "CSV" on a
 //!   Japanese Windows); anything that is neither, contains NUL or other control characters,
-//!   or is UTF-16, is refused as not a CSV text file;
+//!   or is UTF-16, is refused as not a CSV text file. A UTF-8 file with a few broken bytes is
+//!   told apart from Shift_JIS by its lines: in a UTF-8 file most lines with non-ASCII text
+//!   are valid UTF-8, in a Shift_JIS file almost none are. Such a file is refused listing
+//!   the broken lines, never decoded as Shift_JIS mojibake;
+//! - structure: a quote that is never closed would make the CSV reader take the rest of the
+//!   file as one cell; the file is refused naming the line where the quote opened;
 //! - header: the first row names the columns `name` and `email` (any order, any case; the
 //!   Japanese headings 名前/氏名 and メールアドレス/メール also work); extra columns are ignored;
 //!   a missing column refuses the file;
@@ -14,7 +19,7 @@
 //!   skipped; a row whose email appeared earlier in the file or is already registered is
 //!   reported as a duplicate and skipped; every other row is stored, all in one transaction.
 
-use crate::address::{Invalid, NewAddress};
+use crate::domain::address::{Invalid, NewAddress};
 use std::collections::HashSet;
 
 /// Lines listed in an error before "and N more".
@@ -41,9 +46,15 @@ pub enum ImportError {
     /// Cells that a spreadsheet would run as formulas (line numbers).
     #[error("formula-looking cells on lines {0:?}")]
     Formula(Vec<u64>),
-    /// The CSV structure itself is broken (e.g. an unterminated quote).
+    /// The CSV structure itself is broken.
     #[error("malformed CSV near line {0}")]
     Malformed(u64),
+    /// A quoted cell opened on this line is never closed.
+    #[error("the quote opened on line {0} is never closed")]
+    UnterminatedQuote(u64),
+    /// UTF-8 text with bytes that are not UTF-8, on these lines.
+    #[error("bytes that are not UTF-8 on lines {0:?}")]
+    BrokenUtf8(Vec<u64>),
 }
 
 /// A row that will be inserted.
@@ -80,9 +91,10 @@ pub enum Encoding {
 /// Decodes the upload. See the module docs for the rules.
 ///
 /// # Errors
-/// [`ImportError::Empty`] or [`ImportError::NotText`].
+/// [`ImportError::Empty`], [`ImportError::NotText`] or [`ImportError::BrokenUtf8`].
 pub fn decode(bytes: &[u8]) -> Result<(String, Encoding), ImportError> {
     let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let has_bom = body.len() != bytes.len();
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ImportError::Empty);
     }
@@ -91,8 +103,11 @@ pub fn decode(bytes: &[u8]) -> Result<(String, Encoding), ImportError> {
     }
     let (text, encoding) = match std::str::from_utf8(body) {
         Ok(s) => (s.to_owned(), Encoding::Utf8),
-        Err(_) if bytes.len() != body.len() => return Err(ImportError::NotText), // BOM lied
         Err(_) => {
+            let lines = Utf8Lines::of(body);
+            if has_bom || lines.mostly_valid() {
+                return Err(ImportError::BrokenUtf8(lines.broken));
+            }
             let decoded = encoding_rs::SHIFT_JIS
                 .decode_without_bom_handling_and_without_replacement(body)
                 .ok_or(ImportError::NotText)?;
@@ -109,11 +124,80 @@ pub fn decode(bytes: &[u8]) -> Result<(String, Encoding), ImportError> {
     Ok((text, encoding))
 }
 
+/// How the lines holding non-ASCII bytes read as UTF-8.
+struct Utf8Lines {
+    /// Lines with non-ASCII bytes that are valid UTF-8.
+    valid: usize,
+    /// Line numbers (from 1) with bytes that are not.
+    broken: Vec<u64>,
+}
+
+impl Utf8Lines {
+    fn of(body: &[u8]) -> Self {
+        let mut lines = Utf8Lines {
+            valid: 0,
+            broken: Vec::new(),
+        };
+        for (i, line) in body.split(|b| *b == b'\n').enumerate() {
+            if line.is_ascii() {
+                continue;
+            }
+            if std::str::from_utf8(line).is_ok() {
+                lines.valid += 1;
+            } else {
+                lines.broken.push(i as u64 + 1);
+            }
+        }
+        lines
+    }
+
+    /// A UTF-8 file with a few broken bytes, rather than another encoding: at least as many
+    /// non-ASCII lines read as UTF-8 as do not. (A line of Shift_JIS Japanese is valid UTF-8
+    /// only by rare accident.)
+    fn mostly_valid(&self) -> bool {
+        self.valid > 0 && self.valid >= self.broken.len()
+    }
+}
+
+/// The line where a quoted cell opens that is never closed, as the CSV reader would see it
+/// (RFC 4180: a quote opens a cell only at its start; `""` inside is a quote).
+fn unterminated_quote(text: &str) -> Option<u64> {
+    #[derive(Clone, Copy)]
+    enum State {
+        CellStart,
+        Unquoted,
+        Quoted(u64),
+        QuoteInQuoted(u64),
+    }
+    let mut state = State::CellStart;
+    let mut line = 1u64;
+    for b in text.bytes() {
+        state = match (state, b) {
+            (State::Quoted(open), b'"') => State::QuoteInQuoted(open),
+            (State::Quoted(open), _) => State::Quoted(open),
+            (State::QuoteInQuoted(open), b'"') => State::Quoted(open),
+            (_, b',' | b'\n' | b'\r') => State::CellStart,
+            (State::CellStart, b'"') => State::Quoted(line),
+            _ => State::Unquoted,
+        };
+        if b == b'\n' {
+            line += 1;
+        }
+    }
+    match state {
+        State::Quoted(open) => Some(open),
+        _ => None,
+    }
+}
+
 /// Parses decoded text into a [`Plan`].
 ///
 /// # Errors
 /// [`ImportError`] for problems that refuse the whole file.
 pub fn plan(text: &str) -> Result<Plan, ImportError> {
+    if let Some(line) = unterminated_quote(text) {
+        return Err(ImportError::UnterminatedQuote(line));
+    }
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
@@ -304,5 +388,117 @@ mod tests {
     fn formula_cells_refuse_the_file() {
         let text = "name,email\nok,ok@x.test\n=HYPERLINK(\"http://evil\"),a@x.test\nb,+b@x.test\n @SUM(1),c@x.test\n-1,d@x.test\n";
         assert_eq!(plan(text), Err(ImportError::Formula(vec![3, 4, 5, 6])));
+    }
+
+    /// Japanese names as people type them, kanji, kana and half-width kana mixed.
+    fn japanese_rows(n: usize) -> String {
+        let family = [
+            "山田",
+            "佐藤",
+            "髙橋",
+            "渡辺",
+            "伊藤",
+            "ｽｽﾞｷ",
+            "中村",
+            "小林",
+            "加藤",
+            "吉田",
+        ];
+        let given = [
+            "太郎",
+            "花子",
+            "ｱｷﾗ",
+            "翔太",
+            "さくら",
+            "①号",
+            "陽菜",
+            "蓮",
+            "ユウト",
+            "凛",
+        ];
+        let mut csv = String::from("名前,メールアドレス\r\n");
+        for i in 0..n {
+            csv.push_str(&format!(
+                "{} {},user{i}@example.test\r\n",
+                family[i % family.len()],
+                given[(i / family.len()) % given.len()]
+            ));
+        }
+        csv
+    }
+
+    #[test]
+    fn shift_jis_is_not_mistaken_for_broken_utf8() {
+        for n in [1, 2, 5, 100, 1000] {
+            let rows = japanese_rows(n);
+            let (bytes, _, unmappable) = encoding_rs::SHIFT_JIS.encode(&rows);
+            assert!(!unmappable);
+            let (text, enc) = decode(&bytes).unwrap();
+            assert_eq!(enc, Encoding::ShiftJis, "{n} rows");
+            assert_eq!(plan(&text).unwrap().rows.len(), n);
+        }
+    }
+
+    /// Names whose UTF-8 bytes also happen to be valid Shift_JIS: the file decodes either
+    /// way, which is how a broken UTF-8 file used to come in as mojibake.
+    fn ambiguous_rows(n: usize) -> String {
+        let family = [
+            "山田", "藤田", "中山", "石田", "松本", "岡田", "森田", "太田", "本田", "田中",
+        ];
+        let given = ["太", "蓮", "陽", "花", "水", "口", "森", "島", "木", "浦"];
+        let mut csv = String::from("名前,メールアドレス\r\n");
+        for i in 0..n {
+            csv.push_str(&format!(
+                "{} {},user{i}@example.test\r\n",
+                family[i % family.len()],
+                given[(i / family.len()) % given.len()]
+            ));
+        }
+        csv
+    }
+
+    #[test]
+    fn utf8_with_a_broken_byte_is_refused_by_line() {
+        let mut bytes = ambiguous_rows(50).into_bytes();
+        // Line 7's first byte of its first character, cut off (a lost byte in transfer).
+        let line7 = bytes
+            .split(|b| *b == b'\n')
+            .take(6)
+            .map(|l| l.len() + 1)
+            .sum::<usize>();
+        bytes.remove(line7);
+        assert!(std::str::from_utf8(&bytes).is_err());
+        assert!(
+            encoding_rs::SHIFT_JIS
+                .decode_without_bom_handling_and_without_replacement(&bytes)
+                .is_some(),
+            "it would decode as Shift_JIS mojibake"
+        );
+        assert_eq!(decode(&bytes), Err(ImportError::BrokenUtf8(vec![7])));
+        // Two broken lines among many good ones, with a BOM.
+        let mut bom = b"\xEF\xBB\xBF".to_vec();
+        bom.extend_from_slice("name,email\n山田,a@x.test\n".as_bytes());
+        bom.extend_from_slice(b"\xE5\xB1,b@x.test\n\xFF,c@x.test\n");
+        assert_eq!(decode(&bom), Err(ImportError::BrokenUtf8(vec![3, 4])));
+    }
+
+    #[test]
+    fn an_unterminated_quote_is_refused_by_line() {
+        let mut csv = String::from("name,email\nA,a@x.test\n\"B, b@x.test\n");
+        for i in 0..50 {
+            csv.push_str(&format!("C{i},c{i}@x.test\n"));
+        }
+        assert_eq!(plan(&csv), Err(ImportError::UnterminatedQuote(3)));
+        // Quotes that close, across lines, doubled, or in the middle of a cell, are fine.
+        let ok = "name,email\n\"Yamada, \"\"T\"\"\",y@x.test\n\"multi\nline\",m@x.test\nO\"Neil,o@x.test\n";
+        let p = plan(ok).unwrap();
+        assert_eq!(p.rows.len(), 2, "{p:?}");
+        assert_eq!(p.rows[0].address.name(), "Yamada, \"T\"");
+        assert_eq!(p.rows[1].line, 5);
+        assert_eq!(
+            p.invalid,
+            vec![(3, Invalid::NameFormat)],
+            "a name with a line break"
+        );
     }
 }

@@ -5,7 +5,7 @@
 //! A few dozen lines instead of the `metrics` facade: the registry lives in the app state, so
 //! each test's router has its own counters and nothing global is installed.
 
-use crate::error::LoggedError;
+use crate::http::error::LoggedError;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;

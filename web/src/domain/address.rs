@@ -14,9 +14,11 @@ pub enum Invalid {
     NameBlank,
     /// Name longer than [`MAX_NAME_LEN`] characters.
     NameTooLong,
+    /// Name with a line break or another control character (it goes into a mail header).
+    NameFormat,
     /// Email missing or blank.
     EmailBlank,
-    /// Not shaped like Rails' `URI::MailTo::EMAIL_REGEXP`, or too long.
+    /// Not an address the rule shared with the worker accepts ([`mail_protocol::address`]).
     EmailFormat,
 }
 
@@ -40,6 +42,9 @@ impl NewAddress {
         }
         if name.chars().count() > MAX_NAME_LEN {
             return Err(Invalid::NameTooLong);
+        }
+        if name.chars().any(char::is_control) {
+            return Err(Invalid::NameFormat);
         }
         if email.is_empty() {
             return Err(Invalid::EmailBlank);
@@ -79,6 +84,10 @@ mod tests {
         assert_eq!(
             NewAddress::parse(&"長".repeat(256), "a@b.test"),
             Err(Invalid::NameTooLong)
+        );
+        assert_eq!(
+            NewAddress::parse("a\nBcc: x@evil.test", "a@b.test"),
+            Err(Invalid::NameFormat)
         );
     }
 }

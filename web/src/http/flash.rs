@@ -4,9 +4,11 @@
 //! The cookie holds base64url JSON. It is not signed: whoever can set our cookies can only
 //! change the message they see themselves, and it is always rendered escaped.
 
-use crate::cookies;
+use crate::http::cookies;
+use axum::extract::OptionalFromRequestParts;
 use axum::http::HeaderMap;
 use axum::http::header::{LOCATION, SET_COOKIE};
+use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -22,13 +24,13 @@ const MAX_ENCODED: usize = 3_000;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Flash {
     /// Success message.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub notice: Option<String>,
     /// Error message.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub alert: Option<String>,
     /// Lines under the message (e.g. import problems by line number).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub details: Vec<String>,
 }
 
@@ -73,6 +75,15 @@ impl Flash {
             // Too long for a cookie: drop detail lines from the end (callers already cap them).
             flash.details.pop();
         }
+    }
+}
+
+/// `Option<Flash>` as an extractor: the flash the previous redirect left, if any.
+impl<S: Send + Sync> OptionalFromRequestParts<S> for Flash {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, Self::Rejection> {
+        Ok(Flash::from_headers(&parts.headers))
     }
 }
 

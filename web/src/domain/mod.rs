@@ -1,0 +1,10 @@
+//! The web's domain: values parsed at the edge and rules that need neither HTTP, SQL nor
+//! Redis.
+//!
+//! - [`address`]: a new address, already validated ([`address::NewAddress`]).
+//! - [`mail_job`]: a bulk send, its status and how the worker's live counters merge in.
+//! - [`csv_import`]: an uploaded CSV → decoded text → a plan of rows to insert, by line.
+
+pub mod address;
+pub mod csv_import;
+pub mod mail_job;

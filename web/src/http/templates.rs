@@ -1,0 +1,327 @@
+//! The minijinja environment: templates embedded at build time (the binary runs from any
+//! directory and in a container without the source tree), HTML autoescaping for `.html`,
+//! strict undefined (a misspelt variable fails the render, and so a test, instead of
+//! printing nothing), the checked text function `t("key", name=value)`, and the page
+//! response with its cookies and Content-Security-Policy.
+
+use crate::http::csrf::CsrfToken;
+use crate::http::error::AppError;
+use crate::http::flash;
+use crate::i18n::{Arg, Lang, format::format};
+use axum::http::HeaderValue;
+use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, SET_COOKIE};
+use axum::response::{Html, IntoResponse, Response};
+use minijinja::value::Kwargs;
+use minijinja::{Environment, ErrorKind, State, UndefinedBehavior, Value};
+
+/// Every template, by the name templates use to refer to each other.
+const TEMPLATES: &[(&str, &str)] = &[
+    (
+        "layout.html",
+        include_str!("../../../templates/layout.html"),
+    ),
+    (
+        "pages/index.html",
+        include_str!("../../../templates/pages/index.html"),
+    ),
+    (
+        "pages/_live.html",
+        include_str!("../../../templates/pages/_live.html"),
+    ),
+];
+
+/// Builds the environment; a template syntax error stops the boot, not a request.
+///
+/// # Errors
+/// The first template that does not compile.
+pub fn environment() -> Result<Environment<'static>, minijinja::Error> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    // `.html` names get HTML autoescaping by minijinja's default callback; say so explicitly.
+    env.set_auto_escape_callback(|name| {
+        if name.ends_with(".html") {
+            minijinja::AutoEscape::Html
+        } else {
+            minijinja::AutoEscape::None
+        }
+    });
+    env.add_filter("num", |v: Value| -> String {
+        match i64::try_from(v.clone()) {
+            Ok(n) => crate::i18n::thousands(n),
+            Err(_) => v.to_string(),
+        }
+    });
+    env.add_filter("short_time", short_time);
+    env.add_function("t", text);
+    for (name, source) in TEMPLATES {
+        env.add_template(name, source)?;
+    }
+    Ok(env)
+}
+
+/// `t("key", name=value, ...)`: the text `key` in the page's language (the `lang` variable)
+/// with its placeholders filled. An unknown key, a missing `lang`, or values that do not
+/// match the text's placeholders fail the render.
+fn text(state: &State, key: &str, values: Kwargs) -> Result<String, minijinja::Error> {
+    let lang = state
+        .lookup("lang")
+        .and_then(|v| v.as_str().and_then(Lang::from_code))
+        .ok_or_else(|| minijinja::Error::new(ErrorKind::UndefinedError, "t(): no `lang`"))?;
+    let template = lang.texts().get(key).ok_or_else(|| {
+        minijinja::Error::new(ErrorKind::UndefinedError, format!("t(): no text {key:?}"))
+    })?;
+    let mut args: Vec<(&str, Arg)> = Vec::new();
+    for name in values.args() {
+        let v: Value = values.get(name)?;
+        let arg = match i64::try_from(v.clone()) {
+            Ok(n) if v.is_integer() => Arg::Num(n),
+            _ => Arg::Text(v.to_string()),
+        };
+        args.push((name, arg));
+    }
+    values.assert_all_used()?;
+    format(template, &args)
+        .map_err(|e| minijinja::Error::new(ErrorKind::InvalidOperation, format!("t({key:?}): {e}")))
+}
+
+/// `2026-11-24T04:50:00.123Z` → `11/24 04:50` (UTC), the seed's `%m/%d %H:%M`.
+fn short_time(rfc3339: &str) -> String {
+    chrono::DateTime::parse_from_rfc3339(rfc3339)
+        .map(|t| t.format("%m/%d %H:%M").to_string())
+        .unwrap_or_else(|_| rfc3339.to_owned())
+}
+
+/// Renders `name` with `ctx`.
+///
+/// # Errors
+/// [`AppError::Unexpected`] if rendering fails.
+pub fn render(env: &Environment<'static>, name: &str, ctx: Value) -> Result<String, AppError> {
+    Ok(env.get_template(name)?.render(ctx)?)
+}
+
+/// A random nonce for the one inline script of a page.
+pub fn new_nonce() -> String {
+    let bytes: [u8; 16] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A full HTML page: sets the CSRF cookie if it was just minted, clears a shown flash, and
+/// sends a CSP that only allows our own nonce'd script (so an injected `<script>` would not
+/// run even if escaping ever failed).
+pub fn page(html: String, csrf: &CsrfToken, flash_shown: bool, nonce: &str) -> Response {
+    let mut res = Html(html).into_response();
+    let headers = res.headers_mut();
+    if let Some(cookie) = csrf
+        .set_cookie()
+        .and_then(|c| HeaderValue::from_str(&c).ok())
+    {
+        headers.append(SET_COOKIE, cookie);
+    }
+    if flash_shown && let Ok(v) = HeaderValue::from_str(&crate::http::cookies::clear(flash::COOKIE))
+    {
+        headers.append(SET_COOKIE, v);
+    }
+    let csp = format!(
+        "default-src 'self'; script-src 'nonce-{nonce}'; style-src 'self' 'unsafe-inline'; \
+         img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; \
+         base-uri 'none'"
+    );
+    if let Ok(v) = HeaderValue::from_str(&csp) {
+        headers.insert(CONTENT_SECURITY_POLICY, v);
+    }
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::mail_job::{MailJob, Status};
+    use crate::http::flash::Flash;
+    use crate::services::live::{Live, Process, Queue, TotalsView};
+    use crate::storage::addresses::{Address, Page};
+    use minijinja::context;
+
+    #[test]
+    fn filters_work() {
+        let env = environment().unwrap();
+        let t = env
+            .template_from_str("{{ 1234567 | num }} {{ '2026-11-24T04:50:00.123Z' | short_time }}")
+            .unwrap();
+        assert_eq!(t.render(()).unwrap(), "1,234,567 11/24 04:50");
+    }
+
+    fn job(id: i64, status: Status, failed: i64) -> MailJob {
+        MailJob {
+            id,
+            job_id: "t".into(),
+            total_count: 1000,
+            sent_count: 500,
+            failed_count: failed,
+            retrying_count: 1,
+            status,
+            queue: if id % 2 == 0 { "high" } else { "default" }.into(),
+            simulate_error: id % 2 == 1,
+            created_at: "2026-11-24T04:50:00.123Z".into(),
+            progress_percentage: 50.0,
+            send_id: mail_protocol::SendId::new("0f", id),
+        }
+    }
+
+    /// Everything the pages can show: every branch of every template.
+    fn full(lang: Lang) -> Value {
+        let flash = Flash {
+            notice: Some("ok".into()),
+            alert: Some("no".into()),
+            details: vec!["3行目".into()],
+        };
+        let page = Page {
+            rows: vec![Address {
+                id: 7,
+                name: "山田".into(),
+                email: "y@example.test".into(),
+                created_at: "2026-11-24T04:50:00.123Z".into(),
+            }],
+            next: Some(6),
+            prev: Some(8),
+            matching: 1,
+        };
+        let live = Live {
+            jobs: [
+                Status::Pending,
+                Status::Processing,
+                Status::Completed,
+                Status::Failed,
+            ]
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| job(i as i64 + 1, s, i as i64))
+            .collect(),
+            redis_ok: true,
+            processes: vec![
+                Process {
+                    hostname: "pod-a".into(),
+                    pid: 1,
+                    tag: "tag".into(),
+                    busy: 2,
+                    concurrency: 25,
+                    rss_mb: 9.5,
+                    cpu_percent: Some(12.5),
+                    beat_age_secs: 1,
+                    quiet: true,
+                },
+                Process {
+                    hostname: "pod-b".into(),
+                    pid: 2,
+                    tag: String::new(),
+                    busy: 0,
+                    concurrency: 25,
+                    rss_mb: 9.5,
+                    cpu_percent: None,
+                    beat_age_secs: 1234,
+                    quiet: false,
+                },
+            ],
+            queues: vec![Queue {
+                name: "default".into(),
+                size: 1000,
+                latency_secs: 1.5,
+            }],
+            totals: Some(TotalsView {
+                processed: 1,
+                failed: 2,
+                retries: 3,
+                scheduled: 4,
+                dead: 5,
+            }),
+            sparkline: "<svg></svg>".into(),
+            rate_now: 1.5,
+        };
+        let mut ctx = page_context(lang, Some(flash), page, "山", live);
+        ctx = context! { search_error => "too long", ..ctx };
+        ctx
+    }
+
+    /// Nothing to show: empty tables, Redis down, no flash.
+    fn empty(lang: Lang) -> Value {
+        let page = Page {
+            rows: Vec::new(),
+            next: None,
+            prev: None,
+            matching: 0,
+        };
+        let live = Live {
+            jobs: Vec::new(),
+            redis_ok: false,
+            processes: Vec::new(),
+            queues: Vec::new(),
+            totals: None,
+            sparkline: String::new(),
+            rate_now: 0.0,
+        };
+        page_context(lang, None, page, "", live)
+    }
+
+    fn page_context(lang: Lang, flash: Option<Flash>, page: Page, q: &str, live: Live) -> Value {
+        context! {
+            search_error => None::<String>,
+            lang => lang.code(),
+            csrf_token => "token",
+            csp_nonce => "nonce",
+            flash => flash,
+            page => page,
+            total => 1,
+            q => q,
+            bulk_sizes => vec![context! { count => 1000, class => "btn-primary" }],
+            error_size => 1000,
+            generate_sizes => [1000, 10000],
+            unleash_url => "http://localhost:4242",
+            mail_catcher_url => "http://localhost:1080",
+            live => live,
+        }
+    }
+
+    /// Every page template renders in both languages with everything and with nothing to
+    /// show; undefined variables and unknown text keys would fail here (strict mode).
+    #[test]
+    fn every_template_renders_in_both_languages() {
+        let env = environment().unwrap();
+        for (name, _) in TEMPLATES {
+            if *name == "layout.html" {
+                continue; // rendered through the pages that extend it
+            }
+            for lang in Lang::ALL {
+                for ctx in [full(lang), empty(lang)] {
+                    let html = render(&env, name, ctx)
+                        .unwrap_or_else(|e| panic!("{name} in {}: {e:?}", lang.code()));
+                    assert!(!html.contains('{'.to_string().repeat(2).as_str()), "{name}");
+                }
+            }
+        }
+        let full_ja = render(&env, "pages/index.html", full(Lang::Ja)).unwrap();
+        assert!(full_ja.contains("1,000件送信"), "{full_ja}");
+        assert!(full_ja.contains("1,234秒前"));
+        let full_en = render(&env, "pages/index.html", full(Lang::En)).unwrap();
+        assert!(full_en.contains("Send 1,000"));
+        assert!(full_en.contains("Completed"));
+    }
+
+    #[test]
+    fn typos_fail_the_render() {
+        let env = environment().unwrap();
+        for source in [
+            "{{ t('no_such_text') }}",
+            "{{ t('send_n') }}",
+            "{{ t('send_n', n=1, extra=2) }}",
+            "{{ t('send_n', m=1) }}",
+            "{{ missing_variable }}",
+            "{% if missing_variable %}x{% endif %}",
+        ] {
+            let t = env.template_from_str(source).unwrap();
+            assert!(t.render(context! { lang => "ja" }).is_err(), "{source}");
+        }
+        let t = env.template_from_str("{{ t('send_n', n=1) }}").unwrap();
+        assert!(t.render(context! {}).is_err(), "no lang");
+        assert_eq!(t.render(context! { lang => "en" }).unwrap(), "Send 1");
+    }
+}
