@@ -13,7 +13,7 @@ info ""
 case "${1:-}" in
   sidekiq)
     info "=== Sidekiq学習シナリオ ==="
-    info "1. Web画面にアクセス: kubectl port-forward svc/mail-web -n ${N} 3000:80"
+    info "1. Web画面にアクセス: kubectl port-forward svc/mail-web -n ${N} 3000:80 3001:3001（3001 は Sidekiq 管理画面専用のオリジン）"
     info "2. http://localhost:3000 でメール送信テスト（admin / admin）"
     info "3. http://localhost:3000/sidekiq でSidekiq管理画面確認（Ruby の Sidekiq Web をそのまま使用）"
     info "4. 1000件送信ボタンでキュー確認（Queues / Busy 画面、Rust ワーカーも Busy に表示されます）"
