@@ -10,7 +10,6 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::health::Health;
 use crate::identity::Identity;
-use crate::jobs::JobContext;
 use crate::mailer::Mailer;
 use crate::metrics::Metrics;
 use crate::processor::{Processed, Processor};
@@ -68,11 +67,9 @@ impl Stepper {
             .with_context(|| format!("REDIS_URL {:?}", settings.redis_url))?;
         let stats = Arc::new(Stats::default());
         let processor = Processor::new(
-            JobContext {
-                mailer,
-                redis: redis.clone(),
-                clock: clock.clone(),
-            },
+            mailer,
+            redis.clone(),
+            clock.clone(),
             settings.job_timeout,
             stats.clone(),
             Arc::new(Metrics::default()),

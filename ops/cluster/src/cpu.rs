@@ -5,25 +5,9 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-/// User + system CPU seconds a process has used, from `/proc/<pid>/stat`.
+/// User + system CPU seconds a process has used (`None` once it is gone).
 pub fn cpu_seconds(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // After the parenthesised command name (which may contain spaces), utime and stime are
-    // the 12th and 13th fields.
-    let rest = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    Some(ticks / clock_ticks())
-}
-
-#[allow(
-    unsafe_code,
-    reason = "sysconf is a plain libc query with no memory effects"
-)]
-fn clock_ticks() -> f64 {
-    // SAFETY: sysconf reads a constant; it has no preconditions.
-    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 { t as f64 } else { 100.0 }
+    service_runtime::usage::ProcessUsage::of_pid(pid).map(|u| u.cpu_secs)
 }
 
 /// Remembers each process's last reading.

@@ -18,8 +18,7 @@ pub fn create(
     simulate_error: bool,
     instance: &str,
 ) -> Result<(i64, String), DbError> {
-    let tag: [u8; 12] = rand::random();
-    let job_id: String = tag.iter().map(|b| format!("{b:02x}")).collect();
+    let job_id = sidekiq_wire::random_hex(12);
     let now = now_timestamp();
     conn.execute(
         "INSERT INTO mail_jobs (job_id, total_count, status, queue, simulate_error, created_at, updated_at, instance)
