@@ -163,8 +163,14 @@ fn errors_in_logs(dir: &Path) -> Vec<String> {
 }
 
 async fn redis_conn(port: u64) -> redis::aio::MultiplexedConnection {
+    // A generous response timeout (redis-rs defaults to 500 ms): the machine is busy.
+    let config = redis::AsyncConnectionConfig::new()
+        .set_response_timeout(Some(std::time::Duration::from_secs(30)));
     let client = redis::Client::open(format!("redis://127.0.0.1:{port}/0")).unwrap();
-    client.get_multiplexed_async_connection().await.unwrap()
+    client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
