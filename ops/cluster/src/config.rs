@@ -4,7 +4,7 @@
 //! variables (`WORKER_CONCURRENCY`, `MAIL_CPU_MS`, `WEB_USERNAME`, …) pass straight through.
 
 use mail_protocol::autoscaler::Metric;
-use std::collections::HashMap;
+use service_runtime::config::Vars;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -51,8 +51,8 @@ impl PortPlan {
     /// The usual ports, or with `OPS_RUN_PORT_BASE=b`: web b, Redis b+1, SMTP b+2, mail
     /// UI b+3, the admin's puma b+4, the admin's origin b+5, metrics from b+10 (a private
     /// range, for tests).
-    fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
-        if let Some(base) = get(vars, "OPS_RUN_PORT_BASE") {
+    fn from_vars(vars: &Vars) -> Result<Self, ConfigError> {
+        if let Some(base) = vars.get("OPS_RUN_PORT_BASE") {
             let b: u16 = base
                 .parse()
                 .ok()
@@ -72,7 +72,7 @@ impl PortPlan {
                 metrics: b + 10,
             });
         }
-        let web = match get(vars, "PORT") {
+        let web = match vars.get("PORT") {
             Some(p) => p
                 .parse()
                 .map_err(|_| bad(format!("PORT={p:?}: not a port")))?,
@@ -170,10 +170,6 @@ pub struct CatcherSettings {
     pub latency: Duration,
 }
 
-fn get<'a>(vars: &'a HashMap<String, String>, name: &str) -> Option<&'a str> {
-    vars.get(name).map(|v| v.trim()).filter(|v| !v.is_empty())
-}
-
 fn parse_num<T: std::str::FromStr>(what: &str, value: Option<&str>) -> Result<T, ConfigError> {
     value
         .ok_or_else(|| bad(format!("{what} needs a value")))?
@@ -181,9 +177,11 @@ fn parse_num<T: std::str::FromStr>(what: &str, value: Option<&str>) -> Result<T,
         .map_err(|_| bad(format!("{what}: {value:?} is not a valid number")))
 }
 
-fn paths(vars: &HashMap<String, String>, sub: Option<&str>) -> Result<Paths, ConfigError> {
+fn paths(vars: &Vars, sub: Option<&str>) -> Result<Paths, ConfigError> {
     let repo = std::env::current_dir().map_err(|e| bad(format!("current directory: {e}")))?;
-    let mut run_dir = get(vars, "OPS_RUN_DIR").map_or_else(|| repo.join(".run"), |d| repo.join(d));
+    let mut run_dir = vars
+        .get("OPS_RUN_DIR")
+        .map_or_else(|| repo.join(".run"), |d| repo.join(d));
     if let Some(sub) = sub {
         run_dir = run_dir.join(sub);
     }
@@ -224,11 +222,8 @@ fn compression(value: Option<&str>) -> Result<f64, ConfigError> {
     Ok(f)
 }
 
-fn worker_settings(
-    vars: &HashMap<String, String>,
-    concurrency: Option<u32>,
-) -> Result<WorkerSettings, ConfigError> {
-    let shutdown_timeout = match get(vars, "SHUTDOWN_TIMEOUT") {
+fn worker_settings(vars: &Vars, concurrency: Option<u32>) -> Result<WorkerSettings, ConfigError> {
+    let shutdown_timeout = match vars.get("SHUTDOWN_TIMEOUT") {
         Some(v) => Duration::from_secs(
             v.parse()
                 .map_err(|_| bad(format!("SHUTDOWN_TIMEOUT={v:?}: seconds")))?,
@@ -242,7 +237,7 @@ fn worker_settings(
         ("WORKER_CONCURRENCY", "10"),
     ]
     .into_iter()
-    .filter(|(k, _)| get(vars, k).is_none())
+    .filter(|(k, _)| vars.get(k).is_none())
     .map(|(k, v)| (k, v.to_owned()))
     .collect();
     defaults.push(("SHUTDOWN_TIMEOUT", shutdown_timeout.as_secs().to_string()));
@@ -262,7 +257,7 @@ impl RunSettings {
     ///
     /// # Errors
     /// Unknown flags, or values that do not parse.
-    pub fn from_args(args: &[String], vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
+    pub fn from_args(args: &[String], vars: &Vars) -> Result<Self, ConfigError> {
         let paths = paths(vars, None)?;
         let mut workers = 1;
         let mut autoscale = None::<AutoscaleSettings>;
@@ -298,7 +293,8 @@ impl RunSettings {
             workers,
             autoscale,
             worker: worker_settings(vars, None)?,
-            sidekiq_web_command: get(vars, "OPS_SIDEKIQ_WEB_COMMAND")
+            sidekiq_web_command: vars
+                .get("OPS_SIDEKIQ_WEB_COMMAND")
                 .ok_or_else(|| bad("OPS_SIDEKIQ_WEB_COMMAND is not set (start through ops/run)"))?
                 .to_owned(),
             paths,
@@ -311,7 +307,7 @@ impl DrillSettings {
     ///
     /// # Errors
     /// Unknown flags, or values that do not parse.
-    pub fn from_args(args: &[String], vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
+    pub fn from_args(args: &[String], vars: &Vars) -> Result<Self, ConfigError> {
         let paths = paths(vars, Some("drill"))?;
         let mut autoscale = autoscale_defaults(&paths.repo, 4.0);
         let (mut mails, mut cpu_ms, mut latency_ms, mut concurrency, mut timeout_min) =
@@ -336,7 +332,7 @@ impl DrillSettings {
         if mails == 0 || concurrency == 0 {
             return Err(bad("--mails and --concurrency must be at least 1"));
         }
-        let port_base = match get(vars, "OPS_RUN_PORT_BASE") {
+        let port_base = match vars.get("OPS_RUN_PORT_BASE") {
             Some(v) => v
                 .parse()
                 .map_err(|_| bad(format!("OPS_RUN_PORT_BASE={v:?}: not a port")))?,
@@ -361,14 +357,14 @@ impl CatcherSettings {
     ///
     /// # Errors
     /// Unknown flags, or values that do not parse.
-    pub fn from_args(args: &[String], vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
+    pub fn from_args(args: &[String], vars: &Vars) -> Result<Self, ConfigError> {
         let mut s = CatcherSettings {
             smtp: "127.0.0.1:1025".into(),
             http: "127.0.0.1:1080".into(),
             dir: PathBuf::from(".run/mail"),
             latency: Duration::ZERO,
         };
-        if let Some(ms) = get(vars, "MAIL_CATCHER_LATENCY_MS") {
+        if let Some(ms) = vars.get("MAIL_CATCHER_LATENCY_MS") {
             let ms: u64 = ms.parse().ok().filter(|ms| *ms <= 60_000).ok_or_else(|| {
                 bad(format!(
                     "MAIL_CATCHER_LATENCY_MS={ms:?}: milliseconds, at most 60000"
@@ -404,11 +400,8 @@ impl CatcherSettings {
 mod tests {
     use super::*;
 
-    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
+    fn vars(pairs: &[(&str, &str)]) -> Vars {
+        Vars::from_pairs(pairs.iter().copied())
     }
 
     fn args(list: &[&str]) -> Vec<String> {

@@ -16,8 +16,8 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let settings =
-        CatcherSettings::from_args(&args, &std::env::vars().collect()).context("mail-catcher")?;
+    let settings = CatcherSettings::from_args(&args, &service_runtime::config::Vars::from_env())
+        .context("mail-catcher")?;
     let store = Arc::new(Store::open(&settings.dir)?);
     let smtp_listener = tokio::net::TcpListener::bind(&settings.smtp)
         .await

@@ -6,7 +6,7 @@ use mail_cluster::config::{DrillSettings, RunSettings};
 
 fn main() -> anyhow::Result<()> {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
-    let vars = std::env::vars().collect();
+    let vars = service_runtime::config::Vars::from_env();
     let command = if args.is_empty() {
         String::new()
     } else {
