@@ -91,7 +91,23 @@ async fn a_fetch_whose_reply_is_lost_gives_its_jobs_back_while_the_worker_lives(
         (redis.smembers("processes").await.len() == 1).then_some(())
     })
     .await;
-    // The fetch script runs, then the connection dies before its reply arrives.
+    // The fetch connection opens lazily; replies lost before its handshake would only stop it
+    // from ever sending a fetch. Wait until a fetch is blocked waiting for jobs.
+    wait_until(
+        Duration::from_secs(10),
+        "a blocking fetch waiting",
+        || async {
+            let mut c = redis.conn().await;
+            let clients: String = redis::cmd("CLIENT")
+                .arg("LIST")
+                .query_async(&mut c)
+                .await
+                .unwrap();
+            clients.contains("cmd=blmove").then_some(())
+        },
+    )
+    .await;
+    // The fetch runs, then the connection dies before its reply arrives.
     proxy.set(Network::LoseReplies);
     push_mails(&redis, 0..30, 32).await;
     wait_until(Duration::from_secs(10), "jobs moved by a fetch", || async {
