@@ -5,7 +5,9 @@
 //! through [`TRANSITION_LUA`]'s `transition()`, which moves one unit between counters in the
 //! same script that changes the state, so re-executing a job never counts it twice. `sent` is
 //! final: a jid already delivered is not mailed again ([`already_sent`]). `failed` counts jobs
-//! that died; a dead job retried from the Web UI that then succeeds moves to `sent`.
+//! that died; a dead job retried from the Web UI that then succeeds moves to `sent`. Each move
+//! also stamps `last_change_ms` with the Redis server's clock, so a finished send knows when
+//! its last job ended.
 
 use crate::job::SendId;
 use crate::keys;
@@ -25,6 +27,8 @@ local function transition(state_key, progress_key, retrying_key, index_key, jid,
     local counter = {sent = 'sent', retrying = 'retrying', dead = 'failed'}
     if old and counter[old] then redis.call('HINCRBY', progress_key, counter[old], -1) end
     redis.call('HINCRBY', progress_key, counter[new], 1)
+    local now = redis.call('TIME')
+    redis.call('HSET', progress_key, 'last_change_ms', tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000))
     redis.call('EXPIRE', progress_key, ttl)
     if new == 'retrying' then
       redis.call('SADD', retrying_key, jid)
@@ -100,6 +104,31 @@ where
             retrying: r.unwrap_or(0).max(0),
         })
         .collect())
+}
+
+/// When each send's counters last moved, in epoch milliseconds of the Redis server's clock
+/// (`last_change_ms`, written by `transition()`); `None` before its first job was done. For a
+/// finished send this is when its last job ended, which the web's A/B results measure to.
+///
+/// # Errors
+/// Redis errors.
+pub async fn read_last_change_ms<C>(
+    conn: &mut C,
+    sends: &[SendId],
+) -> Result<Vec<Option<i64>>, redis::RedisError>
+where
+    C: redis::aio::ConnectionLike + Send,
+{
+    if sends.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut pipe = redis::pipe();
+    for send in sends {
+        pipe.cmd("HGET")
+            .arg(keys::progress(send))
+            .arg("last_change_ms");
+    }
+    pipe.query_async(conn).await
 }
 
 /// Whether this jid was already delivered: a job executed twice (recovered after a crash,
