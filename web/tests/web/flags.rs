@@ -85,6 +85,10 @@ async fn unleash_drives_the_kill_switch_the_experiment_and_the_fallback() {
     .await;
     app.seed(200).await;
     wait_for_page(&app, "flags live", "id=\"flags-live\"").await;
+    assert_eq!(
+        crate::support::json(app.get("/health").await).await["flags"],
+        "live"
+    );
 
     // The experiment at 100 % priority: the next send's jobs go to `high`.
     unleash
@@ -189,6 +193,9 @@ async fn unleash_drives_the_kill_switch_the_experiment_and_the_fallback() {
         "a page waited for the hung Unleash: {:?}",
         t0.elapsed()
     );
+    let health = crate::support::json(app.get("/health").await).await;
+    assert_eq!(health["flags"], "unreachable");
+    assert_eq!(health["status"], "ok", "Unleash away is not a degraded web");
     let en = text(app.get_with("/", &[("accept-language", "en")]).await).await;
     assert!(en.contains("flags: defaults (Unleash unreachable)"), "{en}");
     let page = bulk_send(&app, "5").await;
