@@ -16,7 +16,6 @@
 //!   fallback when Unleash is unreachable.
 //! - [`http`]: errors, CSRF, cookies, flash, basic auth, metrics, templates, the proxy.
 //! - [`i18n`]: Japanese and English texts, language negotiation, formatting.
-//! - [`telemetry`]: JSON logs.
 //!
 //! Dependencies point one way: `routes → services → storage → domain`; `http` and `i18n`
 //! are used by routes and services, never the other way round. The worker never reads
@@ -32,7 +31,6 @@ pub mod routes;
 pub mod services;
 pub mod state;
 pub mod storage;
-pub mod telemetry;
 
 pub use app::App;
 pub use config::Config;

@@ -47,6 +47,10 @@ pub struct Settings {
     pub queue_mode: QueueMode,
     /// `JOB_TIMEOUT` seconds: a job running longer fails (and is retried).
     pub job_timeout: Duration,
+    /// `MAX_PAYLOAD_BYTES`: a fetched job bigger than this goes to the dead set unread (any
+    /// client can push a huge payload; reading it would cost its size in memory, several
+    /// times over).
+    pub max_payload_bytes: usize,
     /// `SHUTDOWN_TIMEOUT` seconds: how long a stop waits for running jobs.
     pub shutdown_timeout: Duration,
     /// `METRICS_PORT`: `/metrics`, `/health/live`, `/health/ready`; 0 picks a free port.
@@ -92,6 +96,7 @@ impl Settings {
             queues: vec![("high".into(), 2), ("default".into(), 1)],
             queue_mode: QueueMode::Weighted,
             job_timeout: Duration::from_secs(60),
+            max_payload_bytes: 1024 * 1024,
             shutdown_timeout: Duration::from_secs(25),
             metrics_port: 9394,
             bind_addr: std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
@@ -195,6 +200,16 @@ impl Settings {
         }
         if let Some(v) = vars.seconds("JOB_TIMEOUT")? {
             s.job_timeout = v;
+        }
+        if let Some(v) = vars.parse::<usize>("MAX_PAYLOAD_BYTES")? {
+            if !(1024..=512 * 1024 * 1024).contains(&v) {
+                return Err(ConfigError::invalid(
+                    "MAX_PAYLOAD_BYTES",
+                    &v.to_string(),
+                    "must be 1 KiB..=512 MiB",
+                ));
+            }
+            s.max_payload_bytes = v;
         }
         if let Some(v) = vars.seconds("SHUTDOWN_TIMEOUT")? {
             s.shutdown_timeout = v;

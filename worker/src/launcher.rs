@@ -14,7 +14,6 @@ use crate::flags::{Pause, PauseWatcher};
 use crate::health::Health;
 use crate::http::{self, Probe};
 use crate::identity::Identity;
-use crate::jobs::JobContext;
 use crate::mailer::Mailer;
 use crate::manager::Manager;
 use crate::metrics::Metrics;
@@ -141,11 +140,9 @@ pub async fn start(settings: Settings, clock: Clock) -> anyhow::Result<Handle> {
     let (stats, metrics) = (Arc::new(Stats::default()), Arc::new(Metrics::default()));
     metrics.set_concurrency(settings.concurrency);
     let processor = Arc::new(Processor::new(
-        JobContext {
-            mailer,
-            redis: redis.clone(),
-            clock: clock.clone(),
-        },
+        mailer,
+        redis.clone(),
+        clock.clone(),
         settings.job_timeout,
         stats.clone(),
         metrics.clone(),
@@ -169,6 +166,7 @@ pub async fn start(settings: Settings, clock: Clock) -> anyhow::Result<Handle> {
         health.clone(),
         queues.clone(),
         settings.concurrency,
+        settings.max_payload_bytes,
     )?
     .paused_by(pause.clone());
     tokio::spawn(http::serve(

@@ -8,7 +8,7 @@ use crate::flags::Pause;
 use crate::health::Health;
 use crate::processor::Processor;
 use crate::queues::QueueSet;
-use crate::store::fetch::{self, Lease, MAX_BATCH};
+use crate::store::fetch::{self, Fetched, Lease, MAX_BATCH, SizeLimit};
 use redis::AsyncConnectionConfig;
 use redis::aio::MultiplexedConnection;
 use service_runtime::redis_link::RedisLink;
@@ -31,6 +31,7 @@ pub struct Manager {
     queues: Arc<QueueSet>,
     fetcher: Fetcher,
     concurrency: usize,
+    max_payload: usize,
     tracker: TaskTracker,
     /// The `mail_delivery_paused` flag: while set, nothing is fetched.
     pause: Pause,
@@ -54,6 +55,7 @@ impl Manager {
         health: Arc<Health>,
         queues: Arc<QueueSet>,
         concurrency: usize,
+        max_payload: usize,
     ) -> redis::RedisResult<Self> {
         Ok(Manager {
             fetcher: Fetcher::new(redis_url, queues.all().len())?,
@@ -64,6 +66,7 @@ impl Manager {
             health,
             queues,
             concurrency,
+            max_payload,
             tracker: TaskTracker::new(),
             pause: Pause::default(),
         })
@@ -125,8 +128,15 @@ impl Manager {
                     Err(_) => break,
                 }
             }
-            match self.fetcher.fetch(&self.queues, permits.len()).await {
-                Ok(leases) => {
+            let limit = SizeLimit {
+                max: self.max_payload,
+                now: self.processor.clock().now().to_score(),
+            };
+            match self.fetcher.fetch(&self.queues, permits.len(), limit).await {
+                Ok(Fetched { leases, oversized }) => {
+                    for (queue, bytes) in oversized {
+                        tracing::error!(%queue, bytes, max = self.max_payload, "job over MAX_PAYLOAD_BYTES moved to the dead set unread");
+                    }
                     delay = Duration::from_millis(100);
                     self.health.set_redis_ok(true);
                     if self.control.is_quiet() || self.pause.is_paused() {
@@ -283,7 +293,12 @@ impl Fetcher {
 
     /// Takes up to `max` jobs without waiting; if there are none, blocks on one queue
     /// (weighted pick, or the first in strict mode) for a short while.
-    async fn fetch(&mut self, queues: &QueueSet, max: usize) -> redis::RedisResult<Vec<Lease>> {
+    async fn fetch(
+        &mut self,
+        queues: &QueueSet,
+        max: usize,
+        limit: SizeLimit,
+    ) -> redis::RedisResult<Fetched> {
         let max = max.clamp(1, MAX_BATCH);
         let choices: Vec<usize> = {
             let mut rng = rand::rng();
@@ -291,14 +306,11 @@ impl Fetcher {
         };
         let block = self.block;
         let conn = self.conn().await?;
-        let leases = fetch::take(conn, queues, &choices).await?;
-        if !leases.is_empty() {
-            return Ok(leases);
+        let fetched = fetch::take(conn, queues, &choices, limit).await?;
+        if !fetched.leases.is_empty() || !fetched.oversized.is_empty() {
+            return Ok(fetched);
         }
         let first = choices.first().copied().unwrap_or(0);
-        Ok(fetch::wait_for_one(conn, queues, first, block)
-            .await?
-            .into_iter()
-            .collect())
+        fetch::wait_for_one(conn, queues, first, block, limit).await
     }
 }

@@ -189,6 +189,7 @@ mod tests {
             sent,
             failed,
             retrying,
+            cancelled: 0,
         })
     }
 

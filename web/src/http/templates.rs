@@ -105,8 +105,7 @@ pub fn render(env: &Environment<'static>, name: &str, ctx: Value) -> Result<Stri
 
 /// A random nonce for the one inline script of a page.
 pub fn new_nonce() -> String {
-    let bytes: [u8; 16] = rand::random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    sidekiq_wire::random_hex(16)
 }
 
 /// A full HTML page: sets the CSRF cookie if it was just minted, clears a shown flash, and

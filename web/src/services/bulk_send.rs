@@ -225,6 +225,15 @@ pub async fn run(
         db.call(move |c| mail_jobs::set_total(c, mail_job_id, enqueued))
             .await?;
     }
+    if enqueued > 0 {
+        register(
+            redis,
+            &SendId::new(&send.instance, mail_job_id),
+            enqueued,
+            queue,
+        )
+        .await;
+    }
     tracing::info!(
         mail_job_id,
         job_id,
@@ -236,6 +245,21 @@ pub async fn run(
         "bulk send enqueued"
     );
     Ok(outcome)
+}
+
+/// Tells the worker the send's real total, so jobs deleted before they ran (from the
+/// Sidekiq admin) end counted as cancelled instead of leaving the send pending forever.
+async fn register(redis: &SidekiqRedis, send: &SendId, total: usize, queue: &str) {
+    let send_for_read = send.clone();
+    let queue = queue.to_owned();
+    let registered = redis
+        .read(move |mut c| async move {
+            mail_protocol::progress::register_send(&mut c, &send_for_read, total, &queue).await
+        })
+        .await;
+    if let Err(e) = registered {
+        tracing::warn!(send = %send, error = %e, "could not register the send's total; deleted jobs will leave it pending");
+    }
 }
 
 /// What every job of one send carries.

@@ -28,8 +28,7 @@ pub struct NewSend<'a> {
 /// # Errors
 /// [`DbError`].
 pub fn create(conn: &Connection, send: NewSend<'_>) -> Result<(i64, String), DbError> {
-    let tag: [u8; 12] = rand::random();
-    let job_id: String = tag.iter().map(|b| format!("{b:02x}")).collect();
+    let job_id = sidekiq_wire::random_hex(12);
     let now = now_timestamp();
     conn.execute(
         "INSERT INTO mail_jobs (job_id, total_count, status, queue, variant, simulate_error, created_at, updated_at, instance)

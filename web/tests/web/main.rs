@@ -18,6 +18,7 @@ mod e2e;
 mod flags;
 mod health;
 mod memory;
+mod network_faults;
 mod progress;
 mod proxy;
 mod security;

@@ -59,7 +59,7 @@ pub async fn stepper(s: &Settings) -> Stepper {
 pub async fn step(stepper: &Stepper) -> Processed {
     match stepper.process_one().await.unwrap() {
         Step::Processed(p) => p,
-        Step::QueueEmpty => panic!("expected a job, every queue is empty"),
+        other => panic!("expected a job to run, got {other:?}"),
     }
 }
 
