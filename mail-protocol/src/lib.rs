@@ -12,9 +12,11 @@
 //!   can deliver to.
 //! - [`autoscaler`]: the local autoscaler's state (`mailworker:autoscaler`) for the workers
 //!   panel.
+//! - [`flags`]: the Unleash feature flags both binaries read, their variants and safe values.
 
 pub mod address;
 pub mod autoscaler;
+pub mod flags;
 pub mod job;
 pub mod keys;
 pub mod progress;

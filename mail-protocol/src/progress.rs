@@ -12,6 +12,8 @@
 //!
 //! A send is registered with its total once the web has enqueued it ([`register_send`]), so
 //! the worker knows what "everything" is: `sent + failed + cancelled = total` when it is over.
+//! Every move through `transition()` also stamps `last_change_ms` with the Redis server's
+//! clock, so a finished send knows when its last job ended ([`read_last_change_ms`]).
 
 use crate::job::SendId;
 use crate::keys;
@@ -42,6 +44,8 @@ local function transition(state_key, progress_key, retrying_key, index_key, jid,
       redis.call('HINCRBY', progress_key, 'cancelled', -1)
     end
     redis.call('HINCRBY', progress_key, counter[new], 1)
+    local now = redis.call('TIME')
+    redis.call('HSET', progress_key, 'last_change_ms', tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000))
     redis.call('EXPIRE', progress_key, ttl)
     if new == 'retrying' then
       redis.call('HSET', retrying_key, jid, member)
@@ -130,6 +134,31 @@ where
             cancelled: c.unwrap_or(0).max(0),
         })
         .collect())
+}
+
+/// When each send's counters last moved, in epoch milliseconds of the Redis server's clock
+/// (`last_change_ms`, written by `transition()`); `None` before its first job was done. For a
+/// finished send this is when its last job ended, which the web's A/B results measure to.
+///
+/// # Errors
+/// Redis errors.
+pub async fn read_last_change_ms<C>(
+    conn: &mut C,
+    sends: &[SendId],
+) -> Result<Vec<Option<i64>>, redis::RedisError>
+where
+    C: redis::aio::ConnectionLike + Send,
+{
+    if sends.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut pipe = redis::pipe();
+    for send in sends {
+        pipe.cmd("HGET")
+            .arg(keys::progress(send))
+            .arg("last_change_ms");
+    }
+    pipe.query_async(conn).await
 }
 
 /// Records that `send` is fully enqueued with `total` jobs on `queue`, so the worker can tell

@@ -4,8 +4,11 @@
 //! [`Config::new`] and struct updates, because the process environment is shared by tests
 //! running in parallel.
 
+use service_runtime::config::Vars;
+use service_runtime::flags::FlagSettings;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// A variable was set to something unusable; the process stops at boot.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +26,9 @@ pub enum ConfigError {
     /// One half of a pair is missing.
     #[error("{0}")]
     Incomplete(&'static str),
+    /// An Unleash variable is unusable.
+    #[error(transparent)]
+    Flags(#[from] service_runtime::config::ConfigError),
 }
 
 /// Everything the web app is configured with.
@@ -49,8 +55,11 @@ pub struct Config {
     /// (e.g. `https://sidekiq.mail.example`); unset: the request's host with
     /// `SIDEKIQ_ADMIN_PORT`.
     pub sidekiq_admin_url: Option<String>,
-    /// `UNLEASH_URL`: linked from the header.
+    /// `UNLEASH_URL`: the Unleash admin UI, linked from the header (a browser link).
     pub unleash_url: String,
+    /// `UNLEASH_API_URL` (+ `UNLEASH_CLIENT_SECRET`, `UNLEASH_REFRESH_INTERVAL`, and the
+    /// host name as instance id): where the flags come from; unset: the defaults.
+    pub unleash: Option<FlagSettings>,
     /// `MAIL_CATCHER_URL`: linked from the header.
     pub mail_catcher_url: String,
     /// `WEB_USERNAME` + `WEB_PASSWORD`: HTTP basic auth on everything but health and metrics.
@@ -92,6 +101,7 @@ impl Config {
             sidekiq_admin_port: 3001,
             sidekiq_admin_url: None,
             unleash_url: "http://localhost:4242".into(),
+            unleash: None,
             mail_catcher_url: "http://localhost:1080".into(),
             basic_auth: None,
             bulk_send_max: DEFAULT_BULK_SEND_MAX,
@@ -154,6 +164,27 @@ impl Config {
         if let Some(v) = get("UNLEASH_URL") {
             c.unleash_url = v;
         }
+        let unleash_vars = Vars::from_pairs(
+            [
+                "UNLEASH_API_URL",
+                "UNLEASH_CLIENT_SECRET",
+                "UNLEASH_REFRESH_INTERVAL",
+            ]
+            .into_iter()
+            .filter_map(|k| get(k).map(|v| (k, v))),
+        );
+        // The instance id Unleash lists: the pod name in Kubernetes, else the host name.
+        let instance_id = get("HOSTNAME")
+            .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "mail-web".into());
+        c.unleash = FlagSettings::from_vars(
+            &unleash_vars,
+            mail_protocol::flags::APP_NAME,
+            &instance_id,
+            Duration::from_secs(mail_protocol::flags::DEFAULT_REFRESH_SECS),
+        )?;
         if let Some(v) = get("MAIL_CATCHER_URL") {
             c.mail_catcher_url = v;
         }
@@ -282,6 +313,23 @@ mod tests {
         assert_eq!(c.unleash_url, "http://localhost:4242");
         assert_eq!(c.bulk_send_max, 10_000);
         assert!(c.basic_auth.is_none());
+        assert!(c.unleash.is_none());
+    }
+
+    #[test]
+    fn unleash_settings() {
+        let c = Config::from_lookup(lookup(&[
+            ("UNLEASH_API_URL", "http://unleash:4242/api"),
+            ("UNLEASH_CLIENT_SECRET", "default:development.x"),
+            ("HOSTNAME", "mail-web-7d9"),
+        ]))
+        .unwrap();
+        let u = c.unleash.unwrap();
+        assert_eq!(u.api_url, "http://unleash:4242/api");
+        assert_eq!(u.app_name, "mail-worker-k8s");
+        assert_eq!(u.instance_id, "mail-web-7d9");
+        assert_eq!(u.refresh, Duration::from_secs(15));
+        assert!(Config::from_lookup(lookup(&[("UNLEASH_API_URL", "unleash")])).is_err());
     }
 
     #[test]

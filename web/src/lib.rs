@@ -12,6 +12,8 @@
 //! - [`domain`]: validated addresses, bulk-send status and merge, CSV planning.
 //! - [`storage`]: SQLite (schema, queries) and the Sidekiq Redis.
 //! - [`services`]: the use cases behind the handlers (live progress, throughput).
+//! - [`flags`]: the Unleash flags (kill switch, the queue experiment per visitor) and their
+//!   fallback when Unleash is unreachable.
 //! - [`http`]: errors, CSRF, cookies, flash, basic auth, metrics, templates, the proxy.
 //! - [`i18n`]: Japanese and English texts, language negotiation, formatting.
 //!
@@ -22,6 +24,7 @@
 pub mod app;
 pub mod config;
 pub mod domain;
+pub mod flags;
 pub mod http;
 pub mod i18n;
 pub mod routes;

@@ -4,6 +4,7 @@
 //! from explicit [`Vars`]).
 
 use service_runtime::config::{ConfigError, Secret, Vars};
+use service_runtime::flags::FlagSettings;
 use sidekiq_wire::process::QueueMode;
 use std::time::Duration;
 
@@ -74,6 +75,9 @@ pub struct Settings {
     pub hostname: String,
     /// `RUST_LOG`: the log filter.
     pub log_filter: String,
+    /// `UNLEASH_API_URL` (+ `UNLEASH_CLIENT_SECRET`, `UNLEASH_REFRESH_INTERVAL`; instance id
+    /// `HOSTNAME`): where the `mail_delivery_paused` flag comes from; unset: never paused.
+    pub flags: Option<FlagSettings>,
 }
 
 impl Settings {
@@ -103,6 +107,7 @@ impl Settings {
             tag: String::new(),
             hostname: "localhost".into(),
             log_filter: "info,lettre=warn".into(),
+            flags: None,
         }
     }
 
@@ -246,6 +251,12 @@ impl Settings {
             .map(|h| h.trim().to_owned())
             .filter(|h| !h.is_empty())
             .unwrap_or_else(|| "localhost".into());
+        s.flags = FlagSettings::from_vars(
+            vars,
+            mail_protocol::flags::APP_NAME,
+            &s.hostname,
+            Duration::from_secs(mail_protocol::flags::DEFAULT_REFRESH_SECS),
+        )?;
         Ok(s)
     }
 }
@@ -332,5 +343,14 @@ mod tests {
         let local = Settings::from_vars(&vars(&[("BIND_ADDR", "127.0.0.1")])).unwrap();
         assert!(local.bind_addr.is_loopback());
         assert!(Settings::from_vars(&vars(&[("MAIL_CPU_MS", "20000")])).is_err());
+        assert!(s.flags.is_none());
+        let flagged = Settings::from_vars(&vars(&[
+            ("UNLEASH_API_URL", "http://unleash:4242/api"),
+            ("HOSTNAME", "mail-sidekiq-abc"),
+        ]))
+        .unwrap();
+        let flags = flagged.flags.unwrap();
+        assert_eq!(flags.instance_id, "mail-sidekiq-abc");
+        assert_eq!(flags.refresh, Duration::from_secs(15));
     }
 }

@@ -4,6 +4,7 @@
 
 use crate::busy::Busy;
 use crate::control::{Control, Deadline};
+use crate::flags::Pause;
 use crate::health::Health;
 use crate::processor::Processor;
 use crate::queues::QueueSet;
@@ -32,6 +33,8 @@ pub struct Manager {
     concurrency: usize,
     max_payload: usize,
     tracker: TaskTracker,
+    /// The `mail_delivery_paused` flag: while set, nothing is fetched.
+    pause: Pause,
 }
 
 impl Manager {
@@ -65,7 +68,14 @@ impl Manager {
             concurrency,
             max_payload,
             tracker: TaskTracker::new(),
+            pause: Pause::default(),
         })
+    }
+
+    /// Holds fetching while `pause` is set (the `mail_delivery_paused` flag).
+    pub fn paused_by(mut self, pause: Pause) -> Self {
+        self.pause = pause;
+        self
     }
 
     /// Fetches and starts jobs until the process is quiet.
@@ -79,6 +89,15 @@ impl Manager {
         loop {
             self.health.fetch_turned();
             if self.control.is_quiet() {
+                return;
+            }
+            // Paused by the flag: jobs stay queued; the loop keeps reporting itself alive.
+            let health = &self.health;
+            if self
+                .pause
+                .hold(self.control.quieted(), || health.fetch_turned())
+                .await
+            {
                 return;
             }
             if unclaimed_possible {
@@ -120,12 +139,15 @@ impl Manager {
                     }
                     delay = Duration::from_millis(100);
                     self.health.set_redis_ok(true);
-                    if self.control.is_quiet() {
-                        // Fetched as the quiet began: straight back, as Ruby does.
+                    if self.control.is_quiet() || self.pause.is_paused() {
+                        // Fetched as the quiet (or a pause) began: straight back, as Ruby does.
                         for lease in leases {
                             self.processor.requeue(&lease).await;
                         }
-                        return;
+                        if self.control.is_quiet() {
+                            return;
+                        }
+                        continue;
                     }
                     for (lease, permit) in leases.into_iter().zip(permits) {
                         self.spawn(lease, permit);

@@ -1,10 +1,10 @@
 //! The local cluster: its services, one [`ServiceSpec`] each, and `ops/run`.
 //!
-//! Start order is the order of [`services`]: Redis, the mail catcher, the Sidekiq admin, the
-//! workers, the web. Stop order is by tier: the web and the workers first (workers finish
-//! their jobs), then the Sidekiq admin, then the mail catcher and Redis, so nothing a worker
-//! still needs disappears under it. A new service (say Unleash and its PostgreSQL) is one
-//! more function returning a [`ServiceSpec`] and one more line in [`services`].
+//! Start order is the order of [`services`]: Redis, the mail catcher, the Sidekiq admin,
+//! Unleash (with its PostgreSQL), the workers, the web. Stop order is by tier: the web and
+//! the workers first (workers finish their jobs), then the Sidekiq admin and Unleash, then the
+//! mail catcher and Redis, so nothing a worker still needs disappears under it. A new service
+//! is one more function returning a [`ServiceSpec`] and one more line in [`services`].
 
 use crate::config::{PortPlan, RunSettings, WorkerSettings};
 use crate::logs::LogSink;
@@ -33,6 +33,10 @@ pub struct Endpoints {
     pub web: u16,
     /// Where worker metrics ports start.
     pub metrics_from: u16,
+    /// Unleash (admin UI and client API).
+    pub unleash: u16,
+    /// Unleash's PostgreSQL.
+    pub unleash_db: u16,
 }
 
 impl Endpoints {
@@ -51,6 +55,8 @@ impl Endpoints {
             sidekiq_web: next(plan.sidekiq_web),
             web: next(plan.web),
             sidekiq_admin: next(plan.sidekiq_admin),
+            unleash: next(plan.unleash),
+            unleash_db: next(plan.unleash_db),
             metrics_from: plan.metrics,
         }
     }
@@ -59,7 +65,22 @@ impl Endpoints {
     pub fn redis_url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.redis)
     }
+
+    /// What the web and the workers need to read the flags from this run's Unleash.
+    pub fn unleash_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            (
+                "UNLEASH_API_URL",
+                format!("http://127.0.0.1:{}/api", self.unleash),
+            ),
+            ("UNLEASH_CLIENT_SECRET", UNLEASH_BACKEND_TOKEN.to_owned()),
+            ("UNLEASH_URL", format!("http://localhost:{}", self.unleash)),
+        ]
+    }
 }
+
+/// The dev backend token `ops/unleash/serve` creates (as compose.yml and ops/k8s).
+pub const UNLEASH_BACKEND_TOKEN: &str = "default:development.unleash-insecure-api-token";
 
 fn os(s: impl Into<OsString>) -> OsString {
     s.into()
@@ -154,6 +175,31 @@ pub fn sidekiq_web(command: &str, redis_url: &str, port: u16, session_secret: &s
     }
 }
 
+/// Unleash and its PostgreSQL, started by `command` (a bash line, see
+/// [`RunSettings::unleash_command`]), everything under `<run>/unleash`. The first start
+/// creates the cluster and migrates the database, hence the long start timeout.
+pub fn unleash(command: &str, run_dir: &Path, e: &Endpoints) -> ServiceSpec {
+    let dir = run_dir.join("unleash");
+    ServiceSpec {
+        name: "unleash".into(),
+        // `exec` in the line keeps the script, which stops both servers, as the process that
+        // gets SIGTERM.
+        command: vec![os("bash"), os("-c"), os(command)],
+        env: env(&[
+            ("UNLEASH_DIR", &dir.display().to_string()),
+            ("UNLEASH_PORT", &e.unleash.to_string()),
+            ("UNLEASH_PG_PORT", &e.unleash_db.to_string()),
+            ("UNLEASH_BIND", "127.0.0.1"),
+        ]),
+        port: Some(Port::Fixed(e.unleash)),
+        replicas: 1,
+        scalable: false,
+        stop_tier: 1,
+        stop_grace: Duration::from_secs(15),
+        start_timeout: Duration::from_secs(300),
+    }
+}
+
 /// The workers: a scalable Deployment whose replicas get `HOSTNAME=worker-N` and their own
 /// metrics port. The grace period is `SHUTDOWN_TIMEOUT` + 15 s, as the pod's 40 s.
 pub fn workers(
@@ -193,31 +239,33 @@ pub fn workers(
     }
 }
 
-/// The web app, with its SQLite file under `<run>/db`.
-pub fn web(bin_dir: &Path, run_dir: &Path, e: &Endpoints) -> ServiceSpec {
+/// The web app, with its SQLite file under `<run>/db`, and `extra` variables.
+pub fn web(bin_dir: &Path, run_dir: &Path, e: &Endpoints, extra: &[(&str, &str)]) -> ServiceSpec {
     let database = format!(
         "sqlite://{}",
         run_dir.join("db/development.sqlite3").display()
     );
+    let mut vars = env(&[
+        ("PORT", &e.web.to_string()),
+        ("SIDEKIQ_ADMIN_PORT", &e.sidekiq_admin.to_string()),
+        // Both ports are for this machine only.
+        ("BIND_ADDR", "127.0.0.1"),
+        ("DATABASE_URL", &database),
+        ("REDIS_URL", &e.redis_url()),
+        (
+            "SIDEKIQ_WEB_URL",
+            &format!("http://127.0.0.1:{}", e.sidekiq_web),
+        ),
+        (
+            "MAIL_CATCHER_URL",
+            &format!("http://localhost:{}", e.mail_ui),
+        ),
+    ]);
+    vars.extend(env(extra));
     ServiceSpec {
         name: "web".into(),
         command: vec![bin_dir.join("mail-web").into_os_string()],
-        env: env(&[
-            ("PORT", &e.web.to_string()),
-            ("SIDEKIQ_ADMIN_PORT", &e.sidekiq_admin.to_string()),
-            // Both ports are for this machine only.
-            ("BIND_ADDR", "127.0.0.1"),
-            ("DATABASE_URL", &database),
-            ("REDIS_URL", &e.redis_url()),
-            (
-                "SIDEKIQ_WEB_URL",
-                &format!("http://127.0.0.1:{}", e.sidekiq_web),
-            ),
-            (
-                "MAIL_CATCHER_URL",
-                &format!("http://localhost:{}", e.mail_ui),
-            ),
-        ]),
+        env: vars,
         port: Some(Port::Fixed(e.web)),
         replicas: 1,
         scalable: false,
@@ -230,7 +278,7 @@ pub fn web(bin_dir: &Path, run_dir: &Path, e: &Endpoints) -> ServiceSpec {
 /// Every service of `ops/run`, in start order.
 pub fn services(s: &RunSettings, e: &Endpoints, session_secret: &str) -> Vec<ServiceSpec> {
     let (bin, run) = (&s.paths.bin_dir, &s.paths.run_dir);
-    vec![
+    let mut all = vec![
         redis(run, e.redis),
         mail_catcher(bin, run, e, None),
         sidekiq_web(
@@ -239,9 +287,18 @@ pub fn services(s: &RunSettings, e: &Endpoints, session_secret: &str) -> Vec<Ser
             e.sidekiq_web,
             session_secret,
         ),
-        workers(bin, e, &s.worker, s.workers, &[]),
-        web(bin, run, e),
-    ]
+    ];
+    let flags = match &s.unleash_command {
+        Some(command) => {
+            all.push(unleash(command, run, e));
+            e.unleash_env()
+        }
+        None => Vec::new(),
+    };
+    let flags: Vec<(&str, &str)> = flags.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    all.push(workers(bin, e, &s.worker, s.workers, &flags));
+    all.push(web(bin, run, e, &flags));
+    all
 }
 
 /// One secret per checkout, so Sidekiq admin sessions survive restarts.
@@ -377,7 +434,7 @@ pub async fn run(settings: RunSettings) -> anyhow::Result<i32> {
     let stopped = supervisor
         .run(control_rx, async {
             stop_signal().await;
-            tracing::info!("stopping in order: web and workers, then the Sidekiq admin, then the mail catcher and Redis");
+            tracing::info!("stopping in order: web and workers, then the Sidekiq admin and Unleash, then the mail catcher and Redis");
             cancel.cancel();
         })
         .await;
@@ -414,7 +471,7 @@ fn print_banner(s: &RunSettings, e: &Endpoints) {
   Sidekiq        http://localhost:{web}/sidekiq   (its own origin: http://localhost:{admin}/sidekiq; puma: http://127.0.0.1:{sk}/sidekiq)
   mail catcher   http://localhost:{ui}   (SMTP 127.0.0.1:{smtp}; mail kept in {mail})
   metrics        http://localhost:{web}/metrics   (workers: http://127.0.0.1:{m}/metrics and up)
-  health         http://localhost:{web}/health
+  health         http://localhost:{web}/health{unleash}
   Redis          {redis}
   workers        {scaling}
   logs           {logs}/*.log (the previous runs' in *.log.1 … .3)
@@ -431,5 +488,12 @@ fn print_banner(s: &RunSettings, e: &Endpoints) {
         redis = e.redis_url(),
         logs = rel(&s.paths.run_dir.join("logs")),
         grace = human(s.worker.shutdown_timeout),
+        unleash = match s.unleash_command {
+            Some(_) => format!(
+                "\n  unleash        http://localhost:{}   (admin / unleash4all; flags: bulk_send_feature, send_strategy, mail_delivery_paused)",
+                e.unleash
+            ),
+            None => String::new(),
+        },
     );
 }

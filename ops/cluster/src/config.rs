@@ -45,12 +45,16 @@ pub struct PortPlan {
     pub sidekiq_admin: u16,
     /// The first worker's metrics port (9394; the next workers take the next free ones).
     pub metrics: u16,
+    /// Unleash (4242).
+    pub unleash: u16,
+    /// Unleash's PostgreSQL (54329).
+    pub unleash_db: u16,
 }
 
 impl PortPlan {
     /// The usual ports, or with `OPS_RUN_PORT_BASE=b`: web b, Redis b+1, SMTP b+2, mail
-    /// UI b+3, the admin's puma b+4, the admin's origin b+5, metrics from b+10 (a private
-    /// range, for tests).
+    /// UI b+3, the admin's puma b+4, the admin's origin b+5, Unleash b+6, its PostgreSQL
+    /// b+7, metrics from b+10 (a private range, for tests).
     fn from_vars(vars: &Vars) -> Result<Self, ConfigError> {
         if let Some(base) = vars.get("OPS_RUN_PORT_BASE") {
             let b: u16 = base
@@ -70,6 +74,8 @@ impl PortPlan {
                 sidekiq_web: b + 4,
                 sidekiq_admin: b + 5,
                 metrics: b + 10,
+                unleash: b + 6,
+                unleash_db: b + 7,
             });
         }
         let web = match vars.get("PORT") {
@@ -86,6 +92,8 @@ impl PortPlan {
             sidekiq_web: 9292,
             sidekiq_admin: 3001,
             metrics: 9394,
+            unleash: 4242,
+            unleash_db: 54329,
         })
     }
 }
@@ -132,6 +140,11 @@ pub struct RunSettings {
     /// foreground, with `REDIS_URL`, `SESSION_SECRET`, `SIDEKIQ_WEB_BIND` and
     /// `SIDEKIQ_WEB_PORT` set (`ops/run` defines it).
     pub sidekiq_web_command: String,
+    /// `OPS_UNLEASH_COMMAND`: the bash line that starts Unleash and its PostgreSQL in the
+    /// foreground, with `UNLEASH_DIR`, `UNLEASH_PORT`, `UNLEASH_PG_PORT` and `UNLEASH_BIND`
+    /// set (`ops/run` defines it unless `OPS_RUN_UNLEASH=0`); unset: no Unleash, the flags
+    /// take their defaults.
+    pub unleash_command: Option<String>,
 }
 
 /// `ops/autoscale-drill`.
@@ -297,6 +310,7 @@ impl RunSettings {
                 .get("OPS_SIDEKIQ_WEB_COMMAND")
                 .ok_or_else(|| bad("OPS_SIDEKIQ_WEB_COMMAND is not set (start through ops/run)"))?
                 .to_owned(),
+            unleash_command: vars.get("OPS_UNLEASH_COMMAND"),
             paths,
         })
     }
@@ -418,6 +432,38 @@ mod tests {
         assert_eq!(s.workers, 3);
         assert!(s.autoscale.is_none());
         assert_eq!(s.ports.web, 3000);
+        assert_eq!((s.ports.unleash, s.ports.unleash_db), (4242, 54329));
+        assert_eq!(
+            s.unleash_command, None,
+            "no Unleash unless ops/run says how"
+        );
+        let with_unleash = vars(&[
+            ("OPS_SIDEKIQ_WEB_COMMAND", "exec puma"),
+            ("OPS_UNLEASH_COMMAND", "exec ops/unleash/serve"),
+            ("OPS_RUN_PORT_BASE", "46000"),
+        ]);
+        let u = RunSettings::from_args(&args(&[]), &with_unleash).unwrap();
+        assert_eq!(u.unleash_command.as_deref(), Some("exec ops/unleash/serve"));
+        assert_eq!((u.ports.unleash, u.ports.unleash_db), (46006, 46007));
+        let e = crate::cluster::Endpoints::pick(&u.ports);
+        let services = crate::cluster::services(&u, &e, "secret");
+        let names: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["redis", "mail", "sidekiq-web", "unleash", "worker", "web"]
+        );
+        for s in services
+            .iter()
+            .filter(|s| s.name == "web" || s.name == "worker")
+        {
+            let api = s.env.iter().find(|(k, _)| k == "UNLEASH_API_URL");
+            assert_eq!(
+                api.map(|(_, v)| v.to_string_lossy().into_owned()),
+                Some(format!("http://127.0.0.1:{}/api", e.unleash)),
+                "{}",
+                s.name
+            );
+        }
         // The environment's WORKER_CONCURRENCY is inherited, not overridden.
         assert!(
             !s.worker

@@ -95,6 +95,9 @@ pub async fn run(s: DrillSettings) -> anyhow::Result<i32> {
         sidekiq_web: b + 4,
         sidekiq_admin: b + 5,
         metrics: b + 10,
+        // The drill runs no Unleash.
+        unleash: b + 6,
+        unleash_db: b + 7,
     });
     let cpu_ms = s.cpu_ms.to_string();
     let services = vec![

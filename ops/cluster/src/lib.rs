@@ -1,9 +1,10 @@
 //! `mail-cluster`: the system as a small local cluster, without Kubernetes.
 //!
-//! `ops/run` runs Redis, the mail catcher, the Sidekiq admin, N workers and the web under a
-//! supervisor that behaves like a Deployment (restarts, ordered stop, process groups), and
-//! optionally lets the Kubernetes HPA algorithm pick the worker count. `ops/autoscale-drill`
-//! runs that algorithm against a burst of mail and reports what it did.
+//! `ops/run` runs Redis, the mail catcher, the Sidekiq admin, Unleash (`ops/unleash/serve`),
+//! N workers and the web under a supervisor that behaves like a Deployment (restarts, ordered
+//! stop, process groups), and optionally lets the Kubernetes HPA algorithm pick the worker
+//! count. `ops/autoscale-drill` runs that algorithm against a burst of mail and reports what
+//! it did.
 //!
 //! # Layout
 //! - [`config`]: flags and environment variables, read once.

@@ -61,6 +61,9 @@ impl OpsRun {
             // The native 6.4 admin: no Debian root to build, and its Busy page uses the
             // authenticity_token form flow this test speaks.
             .env("SIDEKIQ_VERSION", "6")
+            // Supervision is the subject here; Unleash (npm install into the run directory and
+            // 10-20 s of start) has its own tests with ops/unleash/serve's fixture.
+            .env("OPS_RUN_UNLEASH", "0")
             .env_remove("PORT")
             // Its own process group, like a terminal's foreground job: the SIGINT below is
             // what Ctrl-C sends.

@@ -72,6 +72,10 @@ pub struct MailJob {
     pub simulate_error: bool,
     /// RFC 3339 UTC.
     pub created_at: String,
+    /// The A/B arm (`default`, `priority`); `None`: outside the experiment.
+    pub variant: Option<String>,
+    /// When the last job ended (RFC 3339 UTC), once the send is done.
+    pub finished_at: Option<String>,
     /// (sent + failed) / total, in percent with one decimal (the seed's rounding).
     pub progress_percentage: f64,
     /// Where the worker counts this send in Redis.
@@ -103,12 +107,14 @@ pub fn percentage(total: i64, sent: i64, failed: i64) -> f64 {
     p.min(100.0)
 }
 
-/// Combines a stored row with the worker's live counters.
+/// Combines a stored row with the worker's live counters and the time they last moved
+/// (epoch ms).
 ///
 /// Redis wins whenever it has anything (it is exact and the only writer); when it has
 /// nothing — not started, or its hash expired — the stored copy stands, which also keeps an
-/// enqueue failure (stored as failed with zero counts) failed.
-pub fn merge(stored: &MailJob, live: Option<Progress>) -> MailJob {
+/// enqueue failure (stored as failed with zero counts) failed. A send that is done takes
+/// its finish time from the last change.
+pub fn merge(stored: &MailJob, live: Option<Progress>, last_change_ms: Option<i64>) -> MailJob {
     let Some(p) = live.filter(|p| p.sent + p.failed + p.retrying > 0) else {
         return stored.clone();
     };
@@ -118,7 +124,24 @@ pub fn merge(stored: &MailJob, live: Option<Progress>) -> MailJob {
     job.retrying_count = p.retrying;
     job.status = status_of(job.total_count, p.sent, p.failed, p.retrying);
     job.progress_percentage = percentage(job.total_count, p.sent, p.failed);
+    job.finished_at = if job.status.is_final() {
+        last_change_ms
+            .and_then(chrono::DateTime::from_timestamp_millis)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+            .or_else(|| stored.finished_at.clone())
+    } else {
+        None
+    };
     job
+}
+
+/// Seconds from the send's creation to its last job's end, once it is done.
+pub fn seconds_to_complete(job: &MailJob) -> Option<f64> {
+    let finished = chrono::DateTime::parse_from_rfc3339(job.finished_at.as_deref()?).ok()?;
+    let created = chrono::DateTime::parse_from_rfc3339(&job.created_at).ok()?;
+    let ms = (finished - created).num_milliseconds();
+    // Clocks of two machines (the web's, Redis's) may disagree by a little.
+    Some(ms.max(0) as f64 / 1000.0)
 }
 
 /// Whether a merged row should be written back: its status changed, or it is final and its
@@ -153,7 +176,9 @@ mod tests {
             status: Status::Pending,
             queue: "default".into(),
             simulate_error: false,
-            created_at: "x".into(),
+            created_at: "2026-11-24T04:50:00.000Z".into(),
+            variant: None,
+            finished_at: None,
             progress_percentage: 0.0,
             send_id: SendId::new("0f", 1),
         }
@@ -171,17 +196,17 @@ mod tests {
     #[test]
     fn statuses_follow_the_counters() {
         let j = job(10);
-        assert_eq!(merge(&j, None).status, Status::Pending);
-        assert_eq!(merge(&j, p(0, 0, 0)).status, Status::Pending);
-        assert_eq!(merge(&j, p(0, 0, 1)).status, Status::Processing);
-        assert_eq!(merge(&j, p(3, 0, 0)).status, Status::Processing);
-        let done = merge(&j, p(10, 0, 0));
+        assert_eq!(merge(&j, None, None).status, Status::Pending);
+        assert_eq!(merge(&j, p(0, 0, 0), None).status, Status::Pending);
+        assert_eq!(merge(&j, p(0, 0, 1), None).status, Status::Processing);
+        assert_eq!(merge(&j, p(3, 0, 0), None).status, Status::Processing);
+        let done = merge(&j, p(10, 0, 0), None);
         assert_eq!(done.status, Status::Completed);
         assert_eq!(done.progress_percentage, 100.0);
-        let failed = merge(&j, p(7, 3, 0));
+        let failed = merge(&j, p(7, 3, 0), None);
         assert_eq!(failed.status, Status::Failed);
         assert_eq!(failed.failed_count, 3);
-        assert_eq!(merge(&job(3), p(1, 0, 0)).progress_percentage, 33.3);
+        assert_eq!(merge(&job(3), p(1, 0, 0), None).progress_percentage, 33.3);
     }
 
     #[test]
@@ -190,21 +215,43 @@ mod tests {
         stored.sent_count = 8;
         stored.failed_count = 2;
         stored.status = Status::Failed;
-        assert_eq!(merge(&stored, p(0, 0, 0)), stored);
+        assert_eq!(merge(&stored, p(0, 0, 0), None), stored);
         let mut enqueue_failed = job(10);
         enqueue_failed.status = Status::Failed;
-        assert_eq!(merge(&enqueue_failed, None).status, Status::Failed);
+        assert_eq!(merge(&enqueue_failed, None, None).status, Status::Failed);
+    }
+
+    #[test]
+    fn a_finished_send_knows_when_it_ended() {
+        let j = job(10);
+        // 2026-11-24T04:50:02.500Z
+        let end = 1_795_495_802_500;
+        let running = merge(&j, p(5, 0, 0), Some(end - 1_000));
+        assert_eq!(running.finished_at, None);
+        assert_eq!(seconds_to_complete(&running), None);
+        let done = merge(&j, p(9, 1, 0), Some(end));
+        assert_eq!(
+            done.finished_at.as_deref(),
+            Some("2026-11-24T04:50:02.500Z")
+        );
+        assert_eq!(seconds_to_complete(&done), Some(2.5));
+        assert!(needs_saving(&j, &done));
+        // Redis forgot: the stored copy keeps its finish time.
+        assert_eq!(merge(&done, None, None).finished_at, done.finished_at);
     }
 
     #[test]
     fn saving_happens_on_status_changes_and_final_corrections() {
         let stored = job(10);
-        assert!(!needs_saving(&stored, &merge(&stored, p(0, 0, 0))));
-        let processing = merge(&stored, p(1, 0, 0));
+        assert!(!needs_saving(&stored, &merge(&stored, p(0, 0, 0), None)));
+        let processing = merge(&stored, p(1, 0, 0), None);
         assert!(needs_saving(&stored, &processing));
-        assert!(!needs_saving(&processing, &merge(&processing, p(5, 0, 0))));
-        let failed = merge(&stored, p(9, 1, 0));
-        let corrected = merge(&failed, p(10, 0, 0));
+        assert!(!needs_saving(
+            &processing,
+            &merge(&processing, p(5, 0, 0), None)
+        ));
+        let failed = merge(&stored, p(9, 1, 0), None);
+        let corrected = merge(&failed, p(10, 0, 0), None);
         assert_eq!(corrected.status, Status::Completed);
         assert!(needs_saving(&failed, &corrected));
     }

@@ -3,8 +3,10 @@
 //!
 //! - [`address`]: a new address, already validated ([`address::NewAddress`]).
 //! - [`mail_job`]: a bulk send, its status and how the worker's live counters merge in.
+//! - [`experiment`]: the A/B results of the `send_strategy` flag, per arm.
 //! - [`csv_import`]: an uploaded CSV → decoded text → a plan of rows to insert, by line.
 
 pub mod address;
 pub mod csv_import;
+pub mod experiment;
 pub mod mail_job;

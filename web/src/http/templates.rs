@@ -52,6 +52,10 @@ pub fn environment() -> Result<Environment<'static>, minijinja::Error> {
         }
     });
     env.add_filter("short_time", short_time);
+    // The queue an arm of the `send_strategy` experiment sends to.
+    env.add_filter("queue_of", |variant: &str| {
+        crate::flags::SendVariant::from_unleash(Some(variant)).queue()
+    });
     env.add_function("t", text);
     for (name, source) in TEMPLATES {
         env.add_template(name, source)?;
@@ -162,6 +166,9 @@ mod tests {
             queue: if id % 2 == 0 { "high" } else { "default" }.into(),
             simulate_error: id % 2 == 1,
             created_at: "2026-11-24T04:50:00.123Z".into(),
+            variant: [None, Some("default".into()), Some("priority".into())][id as usize % 3]
+                .clone(),
+            finished_at: (status == Status::Completed).then(|| "2026-11-24T04:50:03.123Z".into()),
             progress_percentage: 50.0,
             send_id: mail_protocol::SendId::new("0f", id),
         }
@@ -235,9 +242,21 @@ mod tests {
             }),
             sparkline: "<svg></svg>".into(),
             rate_now: 1.5,
+            flags: service_runtime::flags::FlagSource::Unreachable,
+            experiment: crate::domain::experiment::results(&[
+                job(3, Status::Completed, 0),
+                job(4, Status::Completed, 0),
+                job(5, Status::Completed, 0),
+            ]),
+            experiment_sends: 3,
         };
         let mut ctx = page_context(lang, Some(flash), page, "山", live);
-        ctx = context! { search_error => "too long", ..ctx };
+        let plan = crate::flags::SendPlan {
+            bulk_send_allowed: false,
+            variant: crate::flags::SendVariant::Priority,
+            source: service_runtime::flags::FlagSource::Live,
+        };
+        ctx = context! { search_error => "too long", plan => plan, ..ctx };
         ctx
     }
 
@@ -257,6 +276,9 @@ mod tests {
             totals: None,
             sparkline: String::new(),
             rate_now: 0.0,
+            flags: service_runtime::flags::FlagSource::NotConfigured,
+            experiment: crate::domain::experiment::results(&[]),
+            experiment_sends: 0,
         };
         page_context(lang, None, page, "", live)
     }
@@ -277,6 +299,7 @@ mod tests {
             unleash_url => "http://localhost:4242",
             mail_catcher_url => "http://localhost:1080",
             live => live,
+            plan => crate::flags::SendPlan::FALLBACK,
         }
     }
 
@@ -303,6 +326,22 @@ mod tests {
         let full_en = render(&env, "pages/index.html", full(Lang::En)).unwrap();
         assert!(full_en.contains("Send 1,000"));
         assert!(full_en.contains("Completed"));
+        assert!(
+            full_en.contains("Bulk sending is currently disabled"),
+            "{full_en}"
+        );
+        assert!(full_en.contains("flags: defaults (Unleash unreachable)"));
+        assert!(full_ja.contains("あなたのバリアント: priority（送信先キュー: high）"));
+        let empty_en = render(&env, "pages/index.html", empty(Lang::En)).unwrap();
+        assert!(empty_en.contains("flags: defaults (Unleash not configured"));
+        assert!(
+            !empty_en.contains(" disabled>"),
+            "buttons enabled by default"
+        );
+        assert!(
+            full_en.contains(" disabled>"),
+            "buttons disabled by the kill switch"
+        );
     }
 
     #[test]

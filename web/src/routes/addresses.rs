@@ -1,7 +1,9 @@
-//! The address pages: the index (list, search, keyset pages, with the bulk-send panel),
+//! The address pages: the index (list, search, keyset pages, with the bulk-send panel as the
+//! visitor's flags allow, and the visitor cookie the flags are evaluated for),
 //! add, delete, and generating test addresses.
 
 use crate::domain::address::{Invalid, NewAddress};
+use crate::flags::visitor::Visitor;
 use crate::http::csrf::{self, CsrfToken};
 use crate::http::error::AppError;
 use crate::http::flash::{Flash, Redirect};
@@ -51,9 +53,11 @@ pub(super) async fn index(
     State(state): State<AppState>,
     Query(query): Query<IndexQuery>,
     csrf: CsrfToken,
+    visitor: Visitor,
     lang: Lang,
     flash: Option<Flash>,
 ) -> Result<Response, AppError> {
+    let plan = state.flags.plan(&visitor);
     let cursor = match (query.after, query.before) {
         (Some(id), _) => Cursor::After(id),
         (None, Some(id)) => Cursor::Before(id),
@@ -106,9 +110,18 @@ pub(super) async fn index(
             unleash_url => state.config.unleash_url,
             mail_catcher_url => state.config.mail_catcher_url,
             live => live,
+            plan => plan,
         },
     )?;
-    Ok(templates::page(html, &csrf, flash.is_some(), &nonce))
+    let mut res = templates::page(html, &csrf, flash.is_some(), &nonce);
+    if let Some(cookie) = visitor
+        .set_cookie()
+        .and_then(|c| axum::http::HeaderValue::from_str(&c).ok())
+    {
+        res.headers_mut()
+            .append(axum::http::header::SET_COOKIE, cookie);
+    }
+    Ok(res)
 }
 
 /// Rails' `form_with model: Email.new` field names.

@@ -1,6 +1,8 @@
 //! `POST /emails/bulk_send`: the form in, a flash out; the work is
-//! [`crate::services::bulk_send`].
+//! [`crate::services::bulk_send`]. The flags decide first: `bulk_send_feature` off refuses
+//! the send, and `send_strategy`'s arm for this visitor picks the queue.
 
+use crate::flags::visitor::Visitor;
 use crate::http::csrf::CsrfToken;
 use crate::http::error::AppError;
 use crate::http::flash::{Flash, Redirect};
@@ -22,11 +24,23 @@ pub(super) struct BulkSendForm {
 pub(super) async fn bulk_send(
     State(state): State<AppState>,
     csrf: CsrfToken,
+    visitor: Visitor,
     lang: Lang,
     Form(form): Form<BulkSendForm>,
 ) -> Result<Redirect, AppError> {
     csrf.verify(&form.authenticity_token)?;
     let t = lang.texts();
+    let plan = state.flags.plan(&visitor);
+    if !plan.bulk_send_allowed {
+        tracing::info!(
+            visitor = visitor.id(),
+            "bulk send refused: the bulk_send_feature flag is off"
+        );
+        return Ok(Redirect::with_flash(
+            "/",
+            Flash::alert(t.flash_bulk_disabled),
+        ));
+    }
     let max = state.config.bulk_send_max;
     let request = match Request::parse(&form.count, &form.queue, &form.simulate_error, max) {
         Ok(r) => r,
@@ -38,10 +52,12 @@ pub(super) async fn bulk_send(
             return Ok(Redirect::with_flash("/", Flash::alert(t.flash_bad_queue)));
         }
     };
-    let flash = match bulk_send::run(&state.db, &state.redis, request).await? {
-        Outcome::Enqueued { count, .. } => {
-            Flash::notice(fill(t.flash_bulk_created, &[("n", Arg::from(count))]))
-        }
+    let routing = request.in_arm(plan.variant);
+    let flash = match bulk_send::run(&state.db, &state.redis, request, routing).await? {
+        Outcome::Enqueued { count, .. } => Flash::notice(fill(
+            t.flash_bulk_created,
+            &[("n", Arg::from(count)), ("queue", Arg::from(routing.queue))],
+        )),
         Outcome::TooFew { have, need } => Flash::alert(fill(
             t.flash_too_few,
             &[("have", Arg::from(have)), ("need", Arg::from(need))],

@@ -5,7 +5,9 @@
 //! and `/mail_jobs.json`, from exactly three sources ([`LiveSources`]): the database, the
 //! Sidekiq Redis and the throughput samples.
 
+use crate::domain::experiment::{self, ArmResult};
 use crate::domain::mail_job::{self, MailJob};
+use crate::flags::Flags;
 use crate::services::throughput::{self, Throughput};
 use crate::state::AppState;
 use crate::storage::db::{Db, DbError};
@@ -14,6 +16,7 @@ use crate::storage::sidekiq::SidekiqRedis;
 use axum::extract::FromRef;
 use mail_protocol::SendId;
 use serde::Serialize;
+use service_runtime::flags::FlagSource;
 use sidekiq_wire::overview::{QueueSummary, Totals};
 use sidekiq_wire::process::ProcessSnapshot;
 use std::sync::Arc;
@@ -21,6 +24,8 @@ use tokio_util::sync::CancellationToken;
 
 /// Bulk sends shown in the history (the seed shows 10).
 pub const HISTORY: usize = 10;
+/// Recent bulk sends the A/B results are computed over.
+pub const EXPERIMENT_WINDOW: usize = 100;
 
 /// One worker process, as the panel shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -126,6 +131,12 @@ pub struct Live {
     pub sparkline: String,
     /// The latest one-second rate.
     pub rate_now: f64,
+    /// Where the flags come from (the banner shows unless live).
+    pub flags: FlagSource,
+    /// The A/B results over the last [`EXPERIMENT_WINDOW`] sends.
+    pub experiment: Vec<ArmResult>,
+    /// How many sends the results looked at (at most [`EXPERIMENT_WINDOW`]).
+    pub experiment_sends: usize,
 }
 
 /// What the live panel reads from.
@@ -137,6 +148,8 @@ pub struct LiveSources {
     pub redis: Arc<SidekiqRedis>,
     /// Mails-per-second samples.
     pub throughput: Arc<Throughput>,
+    /// Whether the flags are live (for the banner).
+    pub flags: Flags,
 }
 
 impl FromRef<AppState> for LiveSources {
@@ -145,6 +158,7 @@ impl FromRef<AppState> for LiveSources {
             db: s.db.clone(),
             redis: s.redis.clone(),
             throughput: s.throughput.clone(),
+            flags: s.flags.clone(),
         }
     }
 }
@@ -158,13 +172,16 @@ impl LiveSources {
     pub async fn mail_jobs(&self, limit: usize) -> Result<(Vec<MailJob>, bool), DbError> {
         let stored = self.db.call(move |c| mail_jobs::recent(c, limit)).await?;
         let ids: Vec<SendId> = stored.iter().map(|j| j.send_id.clone()).collect();
-        let live = self.redis.progress(ids).await;
+        let live = self.redis.progress_and_last_change(ids).await;
         let redis_ok = live.is_ok();
         let live = live.unwrap_or_default();
         let merged: Vec<MailJob> = stored
             .iter()
             .enumerate()
-            .map(|(i, s)| mail_job::merge(s, live.get(i).copied()))
+            .map(|(i, s)| {
+                let (progress, last_change) = live.get(i).copied().unzip();
+                mail_job::merge(s, progress, last_change.flatten())
+            })
             .collect();
         let changed: Vec<MailJob> = stored
             .iter()
@@ -183,7 +200,11 @@ impl LiveSources {
     /// # Errors
     /// Database errors.
     pub async fn snapshot(&self) -> Result<Live, DbError> {
-        let (jobs, jobs_redis_ok) = self.mail_jobs(HISTORY).await?;
+        let (mut jobs, jobs_redis_ok) = self.mail_jobs(EXPERIMENT_WINDOW).await?;
+        let experiment = experiment::results(&jobs);
+        let experiment_sends = jobs.len();
+        jobs.truncate(HISTORY);
+        let flags = self.flags.source();
         let now = sidekiq_wire::Timestamp::now().as_secs();
         let dashboard = self.redis.dashboard().await;
         let rates = self.throughput.rates();
@@ -202,6 +223,9 @@ impl LiveSources {
                 totals: Some(d.totals.into()),
                 sparkline,
                 rate_now,
+                flags,
+                experiment,
+                experiment_sends,
             },
             Err(e) => {
                 tracing::warn!(error = %e, "redis unavailable for the live panel");
@@ -213,6 +237,9 @@ impl LiveSources {
                     totals: None,
                     sparkline,
                     rate_now,
+                    flags,
+                    experiment,
+                    experiment_sends,
                 }
             }
         })

@@ -166,6 +166,23 @@ impl SidekiqRedis {
         .await
     }
 
+    /// [`SidekiqRedis::progress`] plus when each send's counters last moved (epoch ms of the
+    /// Redis clock), in one round trip.
+    ///
+    /// # Errors
+    /// [`RedisError`].
+    pub async fn progress_and_last_change(
+        &self,
+        sends: Vec<SendId>,
+    ) -> Result<Vec<(Progress, Option<i64>)>, RedisError> {
+        self.read(|mut c| async move {
+            let counts = mail_protocol::progress::read_progress(&mut c, &sends).await?;
+            let times = mail_protocol::progress::read_last_change_ms(&mut c, &sends).await?;
+            Ok(counts.into_iter().zip(times).collect())
+        })
+        .await
+    }
+
     /// Processes, queues and totals.
     ///
     /// # Errors

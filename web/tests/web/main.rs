@@ -15,6 +15,7 @@ mod concurrency;
 mod connections;
 mod csv;
 mod e2e;
+mod flags;
 mod health;
 mod memory;
 mod network_faults;

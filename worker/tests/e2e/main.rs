@@ -12,6 +12,7 @@ mod delivery;
 mod failures;
 mod faults;
 mod no_loss;
+mod pause;
 mod rust_producer;
 mod webui;
 
