@@ -4,7 +4,7 @@
 use crate::domain::address::{Invalid, NewAddress};
 use crate::http::csrf::{self, CsrfToken};
 use crate::http::error::AppError;
-use crate::http::flash::{Flash, Redirect};
+use crate::http::flash::{Flash, Redirect, back_to};
 use crate::http::templates;
 use crate::i18n::{Arg, Lang, Texts, fill};
 use crate::services::bulk_send::parse_count;
@@ -49,6 +49,7 @@ struct BulkButton {
 
 pub(super) async fn index(
     State(state): State<AppState>,
+    headers: HeaderMap,
     Query(query): Query<IndexQuery>,
     csrf: CsrfToken,
     lang: Lang,
@@ -106,6 +107,7 @@ pub(super) async fn index(
             unleash_url => state.config.unleash_url,
             mail_catcher_url => state.config.mail_catcher_url,
             live => live,
+            admin_url => super::sidekiq::admin_url(&state, &headers),
         },
     )?;
     Ok(templates::page(html, &csrf, flash.is_some(), &nonce))
@@ -217,6 +219,8 @@ async fn delete(state: AppState, id: i64, lang: Lang) -> Result<Redirect, AppErr
 pub(super) struct GenerateForm {
     authenticity_token: String,
     count: String,
+    /// `/lesson` when sent from the lesson guide's empty-state hint.
+    return_to: String,
 }
 
 pub(super) async fn generate(
@@ -227,11 +231,12 @@ pub(super) async fn generate(
 ) -> Result<Redirect, AppError> {
     csrf.verify(&form.authenticity_token)?;
     let t = lang.texts();
+    let back = back_to(&form.return_to);
     let count = match parse_count(&form.count) {
         Some(n) if (1..=GENERATE_MAX).contains(&n) => n,
         _ => {
             let msg = fill(t.flash_bad_generate, &[("max", Arg::from(GENERATE_MAX))]);
-            return Ok(Redirect::with_flash("/", Flash::alert(msg)));
+            return Ok(Redirect::with_flash(back, Flash::alert(msg)));
         }
     };
     let created = state
@@ -240,5 +245,5 @@ pub(super) async fn generate(
         .await?;
     tracing::info!(created, "test addresses generated");
     let msg = fill(t.flash_generated, &[("n", Arg::from(created))]);
-    Ok(Redirect::with_flash("/", Flash::notice(msg)))
+    Ok(Redirect::with_flash(back, Flash::notice(msg)))
 }
