@@ -72,7 +72,7 @@ pub enum Milestone {
     Retries,
     /// A retry left the retry set early and ran.
     RetryNow,
-    /// A job of an error send reached the dead set.
+    /// A job of an error send was seen in the dead set.
     Dead,
     /// A dead job left the dead set and ran.
     Revive,
@@ -183,8 +183,8 @@ pub struct StepState {
     pub current: bool,
 }
 
-/// Whether `step` is done: from the sends for steps 1–3, from the record (or what is
-/// visible right now, before the watcher's next look) for steps 4–7.
+/// Whether `step` is done: from the sends for steps 1–3, from the record for steps 4–7
+/// (Retries also from the send's counter, before the watcher's next look).
 pub fn is_done(step: Step, o: &Observation) -> bool {
     let seen = |m| o.record.seen(m).is_some();
     match step {
@@ -195,7 +195,9 @@ pub fn is_done(step: Step, o: &Observation) -> bool {
             seen(Milestone::Retries) || o.errors.as_ref().is_some_and(|s| s.retrying > 0)
         }
         Step::RetryNow => seen(Milestone::RetryNow),
-        Step::Dead => seen(Milestone::Dead) || o.errors.as_ref().is_some_and(|s| s.failed > 0),
+        // Not the send's `failed` counter: the worker also counts a job as failed that it
+        // cannot find after a Retry Now that failed again (it is in the retry set then).
+        Step::Dead => seen(Milestone::Dead),
         Step::Revive => seen(Milestone::Revive),
     }
 }
@@ -397,10 +399,13 @@ mod tests {
 
         o.errors = Some(send(1000, 200, 0, 0, true));
         assert_eq!(done(&o), ["send", "queues", "errors"]);
-        // Retries and Dead show as soon as the counters do, before the watcher records them.
+        // Retries shows as soon as the counter does, before the watcher records it.
         o.errors = Some(send(1000, 600, 0, 250, true));
         assert_eq!(done(&o).len(), 4);
+        // Dead only once the watcher saw a job of the send in the dead set.
         o.errors = Some(send(1000, 990, 10, 0, true));
+        assert_eq!(done(&o), ["send", "queues", "errors"]);
+        o.record.seen.insert(Milestone::Dead.field(), 1.0);
         assert_eq!(done(&o), ["send", "queues", "errors", "dead"]);
         assert_eq!(steps(&o).iter().find(|s| s.current).unwrap().key, "retries");
         // Recorded milestones stay when the evidence is gone (a revived job was delivered).

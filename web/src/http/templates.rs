@@ -395,10 +395,9 @@ mod tests {
             errors: Some(send(2, true)),
             ..Observation::default()
         };
-        observation
-            .record
-            .seen
-            .insert(Milestone::RetryNow.field(), 1.0);
+        for m in [Milestone::RetryNow, Milestone::Dead] {
+            observation.record.seen.insert(m.field(), 1.0);
+        }
         LessonView {
             steps: lesson::steps(&observation),
             redis_ok: true,

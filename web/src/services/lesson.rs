@@ -259,9 +259,6 @@ impl LessonSources {
         if errors.retrying > 0 {
             seen.push(Milestone::Retries);
         }
-        if errors.failed > 0 {
-            seen.push(Milestone::Dead);
-        }
         let db_instance = self.instance();
         let followed: Vec<String> = w
             .retry
@@ -278,7 +275,7 @@ impl LessonSources {
                 Ok((retry, dead, delivered))
             })
             .await?;
-        // A job killed from the Retries page reaches the Dead page without the worker.
+        // Seen on the Dead page itself: died after its retries, or killed from Retries.
         if dead.sends.contains(&errors.id) {
             seen.push(Milestone::Dead);
         }
