@@ -457,7 +457,7 @@ pub static EN: Texts = Texts {
     throughput: "Throughput (mails/s, last 60 s)",
     workers: "Workers",
     process: "Process",
-    busy: "Busy/concurrency",
+    busy: "Busy / concurrency",
     memory: "Memory",
     cpu: "CPU",
     last_beat: "Last heartbeat",
