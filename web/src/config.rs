@@ -6,6 +6,7 @@
 
 use service_runtime::config::Vars;
 use service_runtime::flags::FlagSettings;
+use crate::i18n::zone::{self, DisplayZone};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -72,6 +73,9 @@ pub struct Config {
     pub version: String,
     /// `RUST_LOG`: the log filter.
     pub log_filter: String,
+    /// `DISPLAY_TIME_ZONE`, else `TZ` (an IANA name): the zone times are shown in; unset,
+    /// Asia/Tokyo in the Japanese UI and UTC in the English one.
+    pub display_zone: DisplayZone,
 }
 
 /// Default `DATABASE_URL` path, relative to the working directory (as Rails' `db/`).
@@ -108,6 +112,7 @@ impl Config {
             max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
             version: env!("CARGO_PKG_VERSION").into(),
             log_filter: "info".into(),
+            display_zone: DisplayZone::default(),
         }
     }
 
@@ -216,6 +221,18 @@ impl Config {
         if let Some(v) = get("RUST_LOG") {
             c.log_filter = v;
         }
+        if let Some(v) = get("DISPLAY_TIME_ZONE") {
+            let tz = zone::parse(&v).ok_or_else(|| ConfigError::Invalid {
+                var: "DISPLAY_TIME_ZONE",
+                value: v.clone(),
+                reason: "expected an IANA time zone such as Asia/Tokyo, UTC or Europe/Berlin",
+            })?;
+            c.display_zone = DisplayZone::fixed(tz);
+        } else if let Some(tz) = get("TZ").as_deref().and_then(zone::parse) {
+            // TZ belongs to the whole system and may be a POSIX rule (`JST-9`) we do not
+            // read: then the per-language defaults stand instead of refusing to start.
+            c.display_zone = DisplayZone::fixed(tz);
+        }
         Ok(c)
     }
 }
@@ -314,6 +331,7 @@ mod tests {
         assert_eq!(c.bulk_send_max, 10_000);
         assert!(c.basic_auth.is_none());
         assert!(c.unleash.is_none());
+        assert_eq!(c.display_zone, DisplayZone::default());
     }
 
     #[test]
@@ -330,6 +348,24 @@ mod tests {
         assert_eq!(u.instance_id, "mail-web-7d9");
         assert_eq!(u.refresh, Duration::from_secs(15));
         assert!(Config::from_lookup(lookup(&[("UNLEASH_API_URL", "unleash")])).is_err());
+    }
+
+    #[test]
+    fn display_zone_from_display_time_zone_or_tz() {
+        let tokyo = chrono_tz::Tz::Asia__Tokyo;
+        let berlin = chrono_tz::Tz::Europe__Berlin;
+        let c = Config::from_lookup(lookup(&[("TZ", "Europe/Berlin")])).unwrap();
+        assert_eq!(c.display_zone.configured(), Some(berlin));
+        let c = Config::from_lookup(lookup(&[
+            ("TZ", "Europe/Berlin"),
+            ("DISPLAY_TIME_ZONE", "Asia/Tokyo"),
+        ]))
+        .unwrap();
+        assert_eq!(c.display_zone.configured(), Some(tokyo));
+        // A TZ we cannot read leaves the defaults; a bad DISPLAY_TIME_ZONE stops the boot.
+        let c = Config::from_lookup(lookup(&[("TZ", "JST-9")])).unwrap();
+        assert_eq!(c.display_zone.configured(), None);
+        assert!(Config::from_lookup(lookup(&[("DISPLAY_TIME_ZONE", "Tokyo")])).is_err());
     }
 
     #[test]

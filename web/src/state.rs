@@ -50,7 +50,8 @@ impl AppState {
     pub fn new(config: Config) -> anyhow::Result<Self> {
         let db = Db::open(&config.database_path)
             .with_context(|| format!("open database {}", config.database_path.display()))?;
-        let templates = crate::http::templates::environment().context("compile templates")?;
+        let templates = crate::http::templates::environment(config.display_zone)
+            .context("compile templates")?;
         let session_key = SessionKey::new(&db.instance().secret);
         let flags = Flags::start(config.unleash.as_ref()).context("start the unleash client")?;
         Ok(AppState {

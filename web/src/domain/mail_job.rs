@@ -98,6 +98,19 @@ pub fn status_of(total: i64, sent: i64, failed: i64, retrying: i64) -> Status {
     }
 }
 
+/// The text key of a send's status label. A send that ended with failures but delivered
+/// most of its mails reads "completed with failures" (a 1,000-mail send with errors loses
+/// about ten: calling it "Failed" misleads); its stored status stays `failed`.
+pub fn status_label(status: Status, sent: i64, total: i64) -> &'static str {
+    match status {
+        Status::Pending => "status_pending",
+        Status::Processing => "status_processing",
+        Status::Completed => "status_completed",
+        Status::Failed if sent * 2 > total => "status_completed_with_failures",
+        Status::Failed => "status_failed",
+    }
+}
+
 /// (sent + failed) / total in percent, one decimal, at most 100.
 pub fn percentage(total: i64, sent: i64, failed: i64) -> f64 {
     if total <= 0 {
@@ -207,6 +220,22 @@ mod tests {
         assert_eq!(failed.status, Status::Failed);
         assert_eq!(failed.failed_count, 3);
         assert_eq!(merge(&job(3), p(1, 0, 0), None).progress_percentage, 33.3);
+    }
+
+    #[test]
+    fn mostly_delivered_sends_complete_with_failures() {
+        assert_eq!(
+            status_label(Status::Failed, 990, 1000),
+            "status_completed_with_failures"
+        );
+        assert_eq!(status_label(Status::Failed, 500, 1000), "status_failed");
+        // An enqueue that failed outright: nothing delivered.
+        assert_eq!(status_label(Status::Failed, 0, 1000), "status_failed");
+        assert_eq!(
+            status_label(Status::Completed, 1000, 1000),
+            "status_completed"
+        );
+        assert_eq!(status_label(Status::Pending, 0, 1000), "status_pending");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use crate::domain::address::{Invalid, NewAddress};
 use crate::flags::visitor::Visitor;
 use crate::http::csrf::{self, CsrfToken};
 use crate::http::error::AppError;
-use crate::http::flash::{Flash, Redirect};
+use crate::http::flash::{Flash, Redirect, back_to};
 use crate::http::templates;
 use crate::i18n::{Arg, Lang, Texts, fill};
 use crate::services::bulk_send::parse_count;
@@ -51,6 +51,7 @@ struct BulkButton {
 
 pub(super) async fn index(
     State(state): State<AppState>,
+    headers: HeaderMap,
     Query(query): Query<IndexQuery>,
     csrf: CsrfToken,
     visitor: Visitor,
@@ -111,6 +112,7 @@ pub(super) async fn index(
             mail_catcher_url => state.config.mail_catcher_url,
             live => live,
             plan => plan,
+            admin_url => super::sidekiq::admin_url(&state, &headers),
         },
     )?;
     let mut res = templates::page(html, &csrf, flash.is_some(), &nonce);
@@ -230,6 +232,8 @@ async fn delete(state: AppState, id: i64, lang: Lang) -> Result<Redirect, AppErr
 pub(super) struct GenerateForm {
     authenticity_token: String,
     count: String,
+    /// `/lesson` when sent from the lesson guide's empty-state hint.
+    return_to: String,
 }
 
 pub(super) async fn generate(
@@ -240,11 +244,12 @@ pub(super) async fn generate(
 ) -> Result<Redirect, AppError> {
     csrf.verify(&form.authenticity_token)?;
     let t = lang.texts();
+    let back = back_to(&form.return_to);
     let count = match parse_count(&form.count) {
         Some(n) if (1..=GENERATE_MAX).contains(&n) => n,
         _ => {
             let msg = fill(t.flash_bad_generate, &[("max", Arg::from(GENERATE_MAX))]);
-            return Ok(Redirect::with_flash("/", Flash::alert(msg)));
+            return Ok(Redirect::with_flash(back, Flash::alert(msg)));
         }
     };
     let created = state
@@ -253,5 +258,5 @@ pub(super) async fn generate(
         .await?;
     tracing::info!(created, "test addresses generated");
     let msg = fill(t.flash_generated, &[("n", Arg::from(created))]);
-    Ok(Redirect::with_flash("/", Flash::notice(msg)))
+    Ok(Redirect::with_flash(back, Flash::notice(msg)))
 }

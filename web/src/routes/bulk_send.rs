@@ -5,7 +5,7 @@
 use crate::flags::visitor::Visitor;
 use crate::http::csrf::CsrfToken;
 use crate::http::error::AppError;
-use crate::http::flash::{Flash, Redirect};
+use crate::http::flash::{self, Flash, Redirect};
 use crate::i18n::{Arg, Lang, fill};
 use crate::services::bulk_send::{self, Outcome, Refused, Request};
 use crate::state::AppState;
@@ -19,6 +19,8 @@ pub(super) struct BulkSendForm {
     count: String,
     simulate_error: String,
     queue: String,
+    /// `/lesson` when sent from the lesson guide (see [`flash::back_to`]).
+    return_to: String,
 }
 
 pub(super) async fn bulk_send(
@@ -30,26 +32,24 @@ pub(super) async fn bulk_send(
 ) -> Result<Redirect, AppError> {
     csrf.verify(&form.authenticity_token)?;
     let t = lang.texts();
+    let back = flash::back_to(&form.return_to);
     let plan = state.flags.plan(&visitor);
     if !plan.bulk_send_allowed {
         tracing::info!(
             visitor = visitor.id(),
             "bulk send refused: the bulk_send_feature flag is off"
         );
-        return Ok(Redirect::with_flash(
-            "/",
-            Flash::alert(t.flash_bulk_disabled),
-        ));
+        return Ok(Redirect::with_flash(back, Flash::alert(t.flash_bulk_disabled)));
     }
     let max = state.config.bulk_send_max;
     let request = match Request::parse(&form.count, &form.queue, &form.simulate_error, max) {
         Ok(r) => r,
         Err(Refused::BadCount { max }) => {
             let msg = fill(t.flash_bad_count, &[("max", Arg::from(max))]);
-            return Ok(Redirect::with_flash("/", Flash::alert(msg)));
+            return Ok(Redirect::with_flash(back, Flash::alert(msg)));
         }
         Err(Refused::BadQueue) => {
-            return Ok(Redirect::with_flash("/", Flash::alert(t.flash_bad_queue)));
+            return Ok(Redirect::with_flash(back, Flash::alert(t.flash_bad_queue)));
         }
     };
     let routing = request.in_arm(plan.variant);
@@ -70,5 +70,5 @@ pub(super) async fn bulk_send(
             &[("n", Arg::from(enqueued)), ("asked", Arg::from(asked))],
         )),
     };
-    Ok(Redirect::with_flash("/", flash))
+    Ok(Redirect::with_flash(back, flash))
 }

@@ -1,11 +1,13 @@
 //! The live panel: bulk-send progress merged from Redis, worker processes from the Sidekiq
-//! heartbeats, queue sizes and latency, totals, and the throughput sparkline.
+//! heartbeats (stale ones marked, CPU also in millicores and % of request), the local
+//! autoscaler's decision, queue sizes and latency, totals, and the throughput sparkline.
 //!
 //! Built for the first page render, the `/progress` fragment the page polls every second,
 //! and `/mail_jobs.json`, from exactly three sources ([`LiveSources`]): the database, the
 //! Sidekiq Redis and the throughput samples.
 
 use crate::domain::experiment::{self, ArmResult};
+use crate::domain::autoscaling::{self, AutoscalerView};
 use crate::domain::mail_job::{self, MailJob};
 use crate::flags::Flags;
 use crate::services::throughput::{self, Throughput};
@@ -15,6 +17,7 @@ use crate::storage::mail_jobs;
 use crate::storage::sidekiq::SidekiqRedis;
 use axum::extract::FromRef;
 use mail_protocol::SendId;
+use mail_protocol::autoscaler::AutoscalerState;
 use serde::Serialize;
 use service_runtime::flags::FlagSource;
 use sidekiq_wire::overview::{QueueSummary, Totals};
@@ -44,15 +47,35 @@ pub struct Process {
     pub rss_mb: f64,
     /// CPU in percent of one core, if reported.
     pub cpu_percent: Option<f64>,
+    /// The same in millicores (what `kubectl top pod` shows).
+    pub cpu_millicores: Option<f64>,
+    /// The same in percent of the worker's CPU request (what `kubectl get hpa` shows), when
+    /// an autoscaler publishes the request.
+    pub cpu_percent_of_request: Option<f64>,
     /// Seconds since the last heartbeat.
     pub beat_age_secs: i64,
+    /// No heartbeat for over 15 s: stuck, cut off or gone.
+    pub stale: bool,
     /// Quieted.
     pub quiet: bool,
+    /// The autoscaler's phase for it (`starting`, `running`, `terminating`), if it runs it.
+    pub phase: Option<String>,
 }
 
 impl Process {
-    fn from_snapshot(p: ProcessSnapshot, now: f64) -> Self {
+    fn from_snapshot(p: ProcessSnapshot, now: f64, scaler: Option<&AutoscalerState>) -> Self {
+        let beat_age_secs = (now - p.beat).max(0.0).round() as i64;
+        let cpu_millicores = p.cpu_percent.map(autoscaling::millicores);
+        let usage = scaler.and_then(|s| {
+            s.workers
+                .iter()
+                .find(|w| autoscaling::same_worker(w, &p.identity, &p.info.hostname, p.info.pid))
+        });
         Process {
+            cpu_percent_of_request: cpu_millicores
+                .zip(scaler)
+                .and_then(|(m, s)| autoscaling::percent_of_request(m, s.cpu_request_millicores)),
+            phase: usage.map(|u| u.phase.clone()),
             hostname: p.info.hostname,
             pid: p.info.pid,
             tag: p.info.tag,
@@ -60,7 +83,9 @@ impl Process {
             concurrency: p.concurrency,
             rss_mb: p.rss_kb as f64 / 1024.0,
             cpu_percent: p.cpu_percent,
-            beat_age_secs: (now - p.beat).max(0.0).round() as i64,
+            cpu_millicores,
+            beat_age_secs,
+            stale: autoscaling::is_stale(beat_age_secs),
             quiet: p.quiet,
         }
     }
@@ -137,6 +162,8 @@ pub struct Live {
     pub experiment: Vec<ArmResult>,
     /// How many sends the results looked at (at most [`EXPERIMENT_WINDOW`]).
     pub experiment_sends: usize,
+    /// The local autoscaler, when one runs.
+    pub autoscaler: Option<AutoscalerView>,
 }
 
 /// What the live panel reads from.
@@ -211,22 +238,38 @@ impl LiveSources {
         let sparkline = throughput::sparkline_svg(&rates);
         let rate_now = rates.last().copied().unwrap_or(0.0);
         Ok(match dashboard {
-            Ok(d) => Live {
-                jobs,
-                redis_ok: jobs_redis_ok,
-                processes: d
+            Ok(d) => {
+                let scaler = d.autoscaler;
+                let listed: Vec<(String, String, u32)> = d
+                    .processes
+                    .iter()
+                    .map(|p| (p.identity.clone(), p.info.hostname.clone(), p.info.pid))
+                    .collect();
+                let processes: Vec<Process> = d
                     .processes
                     .into_iter()
-                    .map(|p| Process::from_snapshot(p, now))
-                    .collect(),
-                queues: d.queues.into_iter().map(Queue::from).collect(),
-                totals: Some(d.totals.into()),
-                sparkline,
-                rate_now,
-                flags,
-                experiment,
-                experiment_sends,
-            },
+                    .map(|p| Process::from_snapshot(p, now, scaler.as_ref()))
+                    .collect();
+                Live {
+                    jobs,
+                    redis_ok: jobs_redis_ok,
+                    processes,
+                    queues: d.queues.into_iter().map(Queue::from).collect(),
+                    totals: Some(d.totals.into()),
+                    sparkline,
+                    rate_now,
+                    flags,
+                    experiment,
+                    experiment_sends,
+                    autoscaler: scaler.map(|s| {
+                        AutoscalerView::new(s, now, |w| {
+                            listed
+                                .iter()
+                                .any(|(id, host, pid)| autoscaling::same_worker(w, id, host, *pid))
+                        })
+                    }),
+                }
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "redis unavailable for the live panel");
                 Live {
@@ -240,6 +283,7 @@ impl LiveSources {
                     flags,
                     experiment,
                     experiment_sends,
+                    autoscaler: None,
                 }
             }
         })

@@ -6,8 +6,10 @@
 //! web works again with the first call once the network is back.
 //!
 //! Also the reads the web makes: bulk-send progress ([`SidekiqRedis::progress`]) and the
-//! dashboard of processes, queues and totals ([`SidekiqRedis::dashboard`]).
+//! dashboard of processes, queues, totals and the local autoscaler
+//! ([`SidekiqRedis::dashboard`]).
 
+use mail_protocol::autoscaler::AutoscalerState;
 use mail_protocol::{Progress, SendId};
 use service_runtime::redis_link::RedisLink;
 use sidekiq_wire::Client;
@@ -152,6 +154,8 @@ pub struct Dashboard {
     pub queues: Vec<QueueSummary>,
     /// Processed, failed, retry/scheduled/dead sizes.
     pub totals: Totals,
+    /// The local autoscaler's last sync, when one runs (`mailworker:autoscaler`).
+    pub autoscaler: Option<AutoscalerState>,
 }
 
 impl SidekiqRedis {
@@ -193,6 +197,7 @@ impl SidekiqRedis {
                 processes: sidekiq_wire::process::list_processes(&mut c).await?,
                 queues: sidekiq_wire::overview::queues(&mut c).await?,
                 totals: sidekiq_wire::overview::totals(&mut c).await?,
+                autoscaler: AutoscalerState::load(&mut c).await?,
             })
         })
         .await
