@@ -39,7 +39,10 @@ pub(super) async fn bulk_send(
             visitor = visitor.id(),
             "bulk send refused: the bulk_send_feature flag is off"
         );
-        return Ok(Redirect::with_flash(back, Flash::alert(t.flash_bulk_disabled)));
+        return Ok(Redirect::with_flash(
+            back,
+            Flash::alert(t.flash_bulk_disabled),
+        ));
     }
     let max = state.config.bulk_send_max;
     let request = match Request::parse(&form.count, &form.queue, &form.simulate_error, max) {

@@ -6,8 +6,8 @@
 //! and `/mail_jobs.json`, from exactly three sources ([`LiveSources`]): the database, the
 //! Sidekiq Redis and the throughput samples.
 
-use crate::domain::experiment::{self, ArmResult};
 use crate::domain::autoscaling::{self, AutoscalerView};
+use crate::domain::experiment::{self, ArmResult};
 use crate::domain::mail_job::{self, MailJob};
 use crate::flags::Flags;
 use crate::services::throughput::{self, Throughput};

@@ -33,10 +33,9 @@ async fn times_show_in_the_display_zone_with_its_name() {
     assert!(stored.ends_with('Z'));
 
     // DISPLAY_TIME_ZONE (or TZ) applies to both languages.
-    let config = mail_web::Config::from_lookup(|k| {
-        (k == "DISPLAY_TIME_ZONE").then(|| "America/New_York".to_string())
-    })
-    .unwrap();
+    let vars =
+        service_runtime::config::Vars::from_pairs([("DISPLAY_TIME_ZONE", "America/New_York")]);
+    let config = mail_web::Config::from_vars(&vars).unwrap();
     let app = TestApp::with(|c| c.display_zone = config.display_zone, None).await;
     for lang in ["ja", "en"] {
         let html = text(app.get_with("/", &[("accept-language", lang)]).await).await;
