@@ -85,6 +85,7 @@ mod tests {
             sent_count: sent,
             failed_count: failed,
             retrying_count: 0,
+            cancelled_count: 0,
             status: if secs.is_some() {
                 Status::Completed
             } else {

@@ -15,7 +15,7 @@
 //! of the dead set except a person: one that leaves it and then runs (delivered, or back in
 //! the retry or dead set) was revived. [`SetWatch`] is that rule over successive snapshots.
 
-use crate::domain::mail_job::{Status, status_of};
+use crate::domain::mail_job::{Counts, Status, status_of};
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -142,11 +142,17 @@ impl LessonSend {
     /// A stored send with the live counters, when Redis has them (the worker's counters are
     /// exact; the stored ones are the last copy the web took).
     pub fn with_live(mut self, live: Option<mail_protocol::Progress>) -> Self {
-        if let Some(p) = live.filter(|p| p.sent + p.failed + p.retrying > 0) {
+        if let Some(p) = live.filter(|p| p.ended() + p.retrying > 0) {
             self.sent = p.sent;
             self.failed = p.failed;
             self.retrying = p.retrying;
-            self.status = status_of(self.total, p.sent, p.failed, p.retrying);
+            self.status = status_of(Counts {
+                total: self.total,
+                sent: p.sent,
+                failed: p.failed,
+                cancelled: p.cancelled,
+                retrying: p.retrying,
+            });
         }
         self
     }
@@ -369,7 +375,13 @@ mod tests {
             sent,
             failed,
             retrying,
-            status: status_of(total, sent, failed, retrying),
+            status: status_of(Counts {
+                total,
+                sent,
+                failed,
+                cancelled: 0,
+                retrying,
+            }),
             simulate_error: errors,
             created_at: "2026-11-24T04:50:00.000Z".into(),
             created_secs: 0.0,

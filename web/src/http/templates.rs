@@ -224,6 +224,7 @@ mod tests {
             sent_count: 500,
             failed_count: failed,
             retrying_count: 1,
+            cancelled_count: 0,
             status,
             queue: if id % 2 == 0 { "high" } else { "default" }.into(),
             simulate_error: id % 2 == 1,
@@ -269,6 +270,13 @@ mod tests {
                 failed_count: 10,
                 retrying_count: 0,
                 ..job(5, Status::Failed, 10)
+            }])
+            .chain([MailJob {
+                sent_count: 0,
+                failed_count: 0,
+                retrying_count: 0,
+                cancelled_count: 1000,
+                ..job(6, Status::Completed, 0)
             }])
             .collect(),
             redis_ok: true,
@@ -511,6 +519,9 @@ mod tests {
             "buttons disabled by the kill switch"
         );
         assert!(full_en.contains("Completed with failures"));
+        // A send whose queue was deleted from the admin: cancelled, and how many.
+        assert!(full_en.contains(">Cancelled<") && full_en.contains("1,000 cancelled"));
+        assert!(full_ja.contains("取り消し 1,000 件"));
         assert!(full_en.contains("Created <span class=\"muted\">(UTC)</span>"));
         // The history links one send's retries and dead jobs, filtered.
         // (minijinja writes `/` as `&#x2f;` in HTML; browsers read it back.)

@@ -163,6 +163,9 @@ catalogue! {
     sidekiq_too_large,
     // --- lesson guide, workers panel, small things (#14 items 4-5) ---
     status_completed_with_failures,
+    status_cancelled,
+    cancelled_n,
+    cancelled_hint,
     metrics_jobs,
     metrics_web_hint,
     metrics_jobs_hint,
@@ -366,6 +369,9 @@ pub static JA: Texts = Texts {
     sidekiq_timed_out: "Sidekiq Web が30秒以内に応答しませんでした",
     sidekiq_too_large: "Sidekiq Web の応答が大きすぎるため表示できません", // --- lesson guide, workers panel, small things (#14 items 4-5) ---
     status_completed_with_failures: "完了（一部失敗）",
+    status_cancelled: "取り消し",
+    cancelled_n: "取り消し {n} 件",
+    cancelled_hint: "実行前に Sidekiq 管理画面でキューやジョブが削除された分",
     metrics_jobs: "ジョブ",
     metrics_web_hint: "web の Prometheus メトリクス（/metrics）",
     metrics_jobs_hint: "Sidekiq 管理画面の Metrics: ジョブごとの成功・失敗・処理時間（ワーカー各 Pod の /metrics にも同じ数字があります）",
@@ -569,6 +575,9 @@ pub static EN: Texts = Texts {
     sidekiq_timed_out: "Sidekiq Web did not answer within 30 seconds",
     sidekiq_too_large: "Sidekiq Web's answer is too large to show", // --- lesson guide, workers panel, small things (#14 items 4-5) ---
     status_completed_with_failures: "Completed with failures",
+    status_cancelled: "Cancelled",
+    cancelled_n: "{n} cancelled",
+    cancelled_hint: "Jobs deleted in the Sidekiq admin (a queue or a job) before they ran",
     metrics_jobs: "jobs",
     metrics_web_hint: "The web's Prometheus metrics (/metrics)",
     metrics_jobs_hint: "The Sidekiq admin's Metrics: successes, failures and time per job class (each worker pod's /metrics has the same numbers)",

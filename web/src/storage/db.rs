@@ -37,6 +37,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0004_mail_jobs_variant",
         include_str!("../../../migrations/0004_mail_jobs_variant.sql"),
     ),
+    (
+        "0005_mail_jobs_cancelled",
+        include_str!("../../../migrations/0005_mail_jobs_cancelled.sql"),
+    ),
 ];
 
 /// Idle connections kept for reuse; more are opened on demand under load.

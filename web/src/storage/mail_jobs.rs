@@ -81,7 +81,8 @@ pub fn set_total(conn: &Connection, id: i64, total: usize) -> Result<(), DbError
 pub fn recent(conn: &Connection, limit: usize) -> Result<Vec<MailJob>, DbError> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, COALESCE(job_id, ''), total_count, sent_count, failed_count, retrying_count,
-                status, queue, simulate_error, created_at, instance, variant, finished_at
+                status, queue, simulate_error, created_at, instance, variant, finished_at,
+                cancelled_count
          FROM mail_jobs ORDER BY id DESC LIMIT ?1",
     )?;
     let rows = stmt
@@ -91,24 +92,29 @@ pub fn recent(conn: &Connection, limit: usize) -> Result<Vec<MailJob>, DbError> 
             let failed: i64 = r.get(4)?;
             let id: i64 = r.get(0)?;
             let instance: Option<String> = r.get(10)?;
-            Ok(MailJob {
+            let job = MailJob {
                 id,
                 job_id: r.get(1)?,
                 total_count: total,
                 sent_count: sent,
                 failed_count: failed,
                 retrying_count: r.get(5)?,
+                cancelled_count: r.get(13)?,
                 status: Status::parse(&r.get::<_, String>(6)?),
                 queue: r.get(7)?,
                 simulate_error: r.get(8)?,
                 created_at: r.get(9)?,
                 variant: r.get(11)?,
                 finished_at: r.get(12)?,
-                progress_percentage: percentage(total, sent, failed),
+                progress_percentage: 0.0,
                 send_id: match instance {
                     Some(instance) => SendId::new(&instance, id),
                     None => SendId::for_mail_job(id),
                 },
+            };
+            Ok(MailJob {
+                progress_percentage: percentage(job.counts()),
+                ..job
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;
@@ -124,7 +130,8 @@ pub fn save(conn: &mut Connection, jobs: &[MailJob]) -> Result<(), DbError> {
     {
         let mut stmt = tx.prepare_cached(
             "UPDATE mail_jobs SET sent_count = ?2, failed_count = ?3, retrying_count = ?4,
-                    status = ?5, updated_at = ?6, finished_at = ?7 WHERE id = ?1",
+                    status = ?5, updated_at = ?6, finished_at = ?7, cancelled_count = ?8
+             WHERE id = ?1",
         )?;
         let now = now_timestamp();
         for j in jobs {
@@ -135,7 +142,8 @@ pub fn save(conn: &mut Connection, jobs: &[MailJob]) -> Result<(), DbError> {
                 j.retrying_count,
                 j.status.as_str(),
                 now,
-                j.finished_at
+                j.finished_at,
+                j.cancelled_count
             ])?;
         }
     }
