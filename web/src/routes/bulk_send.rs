@@ -6,9 +6,10 @@ use crate::flags::visitor::Visitor;
 use crate::http::csrf::CsrfToken;
 use crate::http::error::AppError;
 use crate::http::flash::{self, Flash, Redirect};
-use crate::i18n::{Arg, Lang, fill};
+use crate::i18n::{Arg, Lang, Texts, fill};
 use crate::services::bulk_send::{self, Outcome, Refused, Request};
 use crate::state::AppState;
+use crate::storage::sidekiq::WriteRefusal;
 use axum::extract::{Form, State};
 use serde::Deserialize;
 
@@ -65,13 +66,32 @@ pub(super) async fn bulk_send(
             t.flash_too_few,
             &[("have", Arg::from(have)), ("need", Arg::from(need))],
         )),
-        Outcome::EnqueueFailed { .. } => Flash::alert(t.flash_enqueue_failed),
+        Outcome::EnqueueFailed { reason, .. } => Flash::alert(fill(
+            t.flash_enqueue_failed,
+            &[("reason", Arg::from(refusal_text(t, reason)))],
+        )),
         Outcome::PartlyEnqueued {
-            enqueued, asked, ..
+            enqueued,
+            asked,
+            reason,
+            ..
         } => Flash::alert(fill(
             t.flash_enqueue_partial,
-            &[("n", Arg::from(enqueued)), ("asked", Arg::from(asked))],
+            &[
+                ("n", Arg::from(enqueued)),
+                ("asked", Arg::from(asked)),
+                ("reason", Arg::from(refusal_text(t, reason))),
+            ],
         )),
     };
     Ok(Redirect::with_flash(back, flash))
+}
+
+/// Why Redis took nothing (or not everything), in words a user can act on.
+fn refusal_text(t: &Texts, reason: WriteRefusal) -> &'static str {
+    match reason {
+        WriteRefusal::MemoryFull => t.enqueue_refused_memory,
+        WriteRefusal::Unreachable => t.enqueue_refused_unreachable,
+        WriteRefusal::Other => t.enqueue_refused_other,
+    }
 }

@@ -8,7 +8,7 @@ use crate::flags::SendVariant;
 use crate::storage::addresses::{self, Recipient};
 use crate::storage::db::{Db, DbError, write_transaction};
 use crate::storage::mail_jobs;
-use crate::storage::sidekiq::{RedisError, SidekiqRedis};
+use crate::storage::sidekiq::{RedisError, SidekiqRedis, WriteRefusal};
 use mail_protocol::keys::progress as progress_key;
 use mail_protocol::{MailSenderArgs, SendId};
 
@@ -130,6 +130,8 @@ pub enum Outcome {
     EnqueueFailed {
         /// `mail_jobs.id`.
         mail_job_id: i64,
+        /// Why.
+        reason: WriteRefusal,
     },
     /// Redis failed part way: `enqueued` jobs are in the queue (and will be sent), the rest
     /// are not; the record's total is what was enqueued.
@@ -140,6 +142,8 @@ pub enum Outcome {
         enqueued: usize,
         /// Asked for.
         asked: usize,
+        /// Why the rest were not enqueued.
+        reason: WriteRefusal,
     },
 }
 
@@ -204,7 +208,10 @@ pub async fn run(
             tracing::error!(mail_job_id, error.cause_chain = %e, "bulk send enqueue failed");
             db.call(move |c| mail_jobs::mark_enqueue_failed(c, mail_job_id))
                 .await?;
-            return Ok(Outcome::EnqueueFailed { mail_job_id });
+            return Ok(Outcome::EnqueueFailed {
+                mail_job_id,
+                reason: e.refusal(),
+            });
         }
         (enqueued, Some(e)) => {
             tracing::error!(mail_job_id, enqueued, asked = count, error.cause_chain = %e,
@@ -213,6 +220,7 @@ pub async fn run(
                 mail_job_id,
                 enqueued,
                 asked: count,
+                reason: e.refusal(),
             }
         }
         (enqueued, None) => Outcome::Enqueued {

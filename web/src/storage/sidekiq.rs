@@ -44,6 +44,45 @@ pub enum RedisError {
     Unavailable,
 }
 
+/// Why Redis did not take a write, as a user can act on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteRefusal {
+    /// `maxmemory` reached under the `noeviction` policy (Redis answers `OOM`).
+    MemoryFull,
+    /// Not reachable, or no answer in time.
+    Unreachable,
+    /// Refused for another reason (read-only replica, a script error, …): see the log.
+    Other,
+}
+
+impl RedisError {
+    /// What kind of refusal this is.
+    pub fn refusal(&self) -> WriteRefusal {
+        let redis = match self {
+            RedisError::Redis(e) | RedisError::Push(sidekiq_wire::PushError::Redis(e)) => e,
+            RedisError::Timeout | RedisError::Unavailable => return WriteRefusal::Unreachable,
+            RedisError::Push(_) => return WriteRefusal::Other,
+        };
+        // A transaction (`push_bulk` is MULTI/EXEC) fails as EXECABORT; the OOM is inside.
+        let out_of_memory = redis.code() == Some("OOM")
+            || redis
+                .clone()
+                .into_server_errors()
+                .is_some_and(|errs| errs.iter().any(|(_, e)| e.code() == "OOM"));
+        if out_of_memory {
+            WriteRefusal::MemoryFull
+        } else if redis.is_io_error()
+            || redis.is_timeout()
+            || redis.is_connection_dropped()
+            || redis.is_connection_refusal()
+        {
+            WriteRefusal::Unreachable
+        } else {
+            WriteRefusal::Other
+        }
+    }
+}
+
 /// A lazily connected, auto-reconnecting Sidekiq Redis handle.
 pub struct SidekiqRedis {
     url: String,
