@@ -4,14 +4,16 @@
 //   node ops/validate-crs.mjs [--expect Kind,Kind] [--policy] FILE.yaml...
 //   node ops/validate-crs.mjs --compose compose.yml
 //
-// 1. Custom resources (Argo CD Application, Argo Rollouts Rollout / AnalysisTemplate) are
-//    validated against the JSON schemas shipped in @kubernetes-models/argo-cd@4.0.0 and
-//    @kubernetes-models/argo-rollouts@2.0.0. Any other argoproj.io kind fails (no schema).
+// 1. Custom resources (Argo CD Application, Argo Rollouts Rollout / AnalysisTemplate, KEDA
+//    ScaledObject) are validated against the JSON schemas shipped in
+//    @kubernetes-models/argo-cd@4.0.0, @kubernetes-models/argo-rollouts@2.0.0 and
+//    @kubernetes-models/keda@2.0.0. Any other argoproj.io or keda.sh kind fails (no schema).
 // 2. --expect: each named kind must occur at least once (guards against empty builds).
 // 3. --policy (on rendered `kubectl kustomize` output): the rules this project relies on:
 //    tagged images (never `latest`), CPU requests and memory limits, probes, non-root,
-//    no replicas on an HPA-managed workload, shutdown timeout < grace period, exec-form worker.
-// 4. --compose: the same shutdown and scaling rules for compose.yml.
+//    no replicas on an HPA-managed workload, shutdown timeout < grace period, exec-form worker,
+//    never an HPA and a KEDA ScaledObject on the same workload (they fight over replicas).
+// 4. --compose: the same shutdown and scaling rules for compose.yml, and restart policies.
 //
 // Packages are looked up in $VALIDATE_NODE_MODULES (ops/validate installs them into
 // .run/validate-node/node_modules), so nothing is installed next to this file.
@@ -35,6 +37,8 @@ const models = {
     (await load("@kubernetes-models/argo-rollouts/argoproj.io/v1alpha1/Rollout.js")).Rollout,
   "argoproj.io/v1alpha1/AnalysisTemplate":
     (await load("@kubernetes-models/argo-rollouts/argoproj.io/v1alpha1/AnalysisTemplate.js")).AnalysisTemplate,
+  "keda.sh/v1alpha1/ScaledObject":
+    (await load("@kubernetes-models/keda/keda.sh/v1alpha1/ScaledObject.js")).ScaledObject,
 };
 
 let failed = 0;
@@ -89,6 +93,12 @@ if (compose) {
         fail(`${compose} services.${name}: a scalable worker needs no container_name and no host ports`);
       } else ok(`${compose} services.${name}: scalable (no container_name, no host ports)`);
     }
+    // Workers (they have a shutdown budget) and the web restart like a Deployment's pods:
+    // Stop on the Busy page ends a worker with exit 0, which "on-failure" would not restart.
+    if ((Number.isFinite(timeout) && timeout > 0) || name === "web") {
+      if (["always", "unless-stopped"].includes(svc.restart)) ok(`${compose} services.${name}: restart ${svc.restart}`);
+      else fail(`${compose} services.${name}: needs restart: unless-stopped (or always), got ${svc.restart ?? "none"}`);
+    }
     if (/^(sh|bash)$/.test(String((svc.command ?? [])[0] ?? "").split(" ")[0])) {
       fail(`${compose} services.${name}: runs via a shell; SIGTERM would not reach the process`);
     }
@@ -115,7 +125,7 @@ for (const f of files) {
     if (Model) {
       try { new Model(doc).validate(); ok(`${id} (schema)`); }
       catch (e) { fail(`${id}: ${e.message}`); }
-    } else if (String(doc.apiVersion).startsWith("argoproj.io/")) {
+    } else if (/^(argoproj\.io|keda\.sh)\//.test(String(doc.apiVersion))) {
       fail(`${id}: no schema for ${key}`);
     }
   }
@@ -137,6 +147,13 @@ if (policy) {
     .map(({ doc }) => [doc.metadata.name, doc.data ?? {}]));
   const hpaTargets = new Set(docs.filter(({ doc }) => doc.kind === "HorizontalPodAutoscaler")
     .map(({ doc }) => `${doc.spec.scaleTargetRef.kind}/${doc.spec.scaleTargetRef.name}`));
+  // KEDA's scaleTargetRef defaults to a Deployment; KEDA creates its own HPA for it.
+  const kedaTargets = new Set(docs.filter(({ doc }) => doc.kind === "ScaledObject")
+    .map(({ doc }) => `${doc.spec.scaleTargetRef.kind ?? "Deployment"}/${doc.spec.scaleTargetRef.name}`));
+  for (const t of kedaTargets) {
+    if (hpaTargets.has(t)) fail(`${t}: scaled by both an HPA and a KEDA ScaledObject (delete the HPA in that overlay)`);
+    else ok(`${t}: scaled by KEDA only`);
+  }
 
   for (const { f, doc } of docs) {
     const pod = podSpecOf(doc);
@@ -153,7 +170,8 @@ if (policy) {
       if (c.securityContext?.allowPrivilegeEscalation !== false) problems.push(`container ${c.name}: allowPrivilegeEscalation not false`);
       if (!init && !(c.readinessProbe && c.livenessProbe)) problems.push(`container ${c.name}: needs liveness and readiness probes`);
     }
-    if (hpaTargets.has(`${doc.kind}/${doc.metadata.name}`) && doc.spec.replicas !== undefined) {
+    const scaled = hpaTargets.has(`${doc.kind}/${doc.metadata.name}`) || kedaTargets.has(`${doc.kind}/${doc.metadata.name}`);
+    if (scaled && doc.spec.replicas !== undefined) {
       problems.push("managed by an HPA but sets spec.replicas (every sync would reset the HPA)");
     }
     // Shutdown budget: any container configured with SHUTDOWN_TIMEOUT.

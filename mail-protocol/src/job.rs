@@ -91,6 +91,20 @@ impl MailSenderArgs {
             .with_retry(Retry::Max(RETRIES))
     }
 
+    /// [`MailSenderArgs::send_id`] for Lua scripts that must count a job they cannot hand
+    /// to Rust (one too big to read): `send_id_of(decoded_job)` returns the same string, or
+    /// `nil` for a job that counts toward no send.
+    pub const SEND_ID_LUA: &'static str = r"
+local function send_id_of(job)
+  if type(job) ~= 'table' or job['class'] ~= 'MailSenderJob' or type(job['args']) ~= 'table' then return nil end
+  local a = job['args'][1]
+  if type(a) ~= 'table' or type(a['mail_job_id']) ~= 'number' then return nil end
+  local id = string.format('%d', a['mail_job_id'])
+  if type(a['instance']) == 'string' then return a['instance'] .. ':' .. id end
+  return id
+end
+";
+
     /// The bulk send this job counts toward, if any.
     pub fn send_id(&self) -> Option<SendId> {
         let id = self.mail_job_id?;

@@ -20,6 +20,17 @@ pub const POISONED: &str = "mailworker:poisoned";
 /// SET of bulk-send ids ([`SendId`]s) that have jids in state `retrying`.
 pub const RETRYING_INDEX: &str = "mailworker:retrying";
 
+/// SET of sends ([`SendId`]s) fully enqueued and not yet over (see [`send`]).
+pub const SENDS: &str = "mailworker:sends";
+
+/// STRING lock: the one process that reconciles counters across the cluster this interval.
+pub const RECONCILE_LOCK: &str = "mailworker:reconcile-lock";
+
+/// HASH describing one enqueued send: `total` (jobs really enqueued) and `queue`.
+pub fn send(send: &SendId) -> String {
+    format!("mailworker:send:{send}")
+}
+
 /// The in-progress list of `identity` for `queue` (reliable fetch).
 pub fn inprogress(identity: &str, queue: &str) -> String {
     format!("mailworker:inprogress:{identity}:{queue}")
@@ -36,7 +47,8 @@ pub fn progress(send: &SendId) -> String {
     format!("mailworker:progress:{send}")
 }
 
-/// SET of one bulk send's jids in state `retrying`.
+/// HASH of one bulk send's jids in state `retrying` ⇒ the retry-set member each is stored as
+/// (or [`crate::progress::REQUEUED`] once a poller moved it back to its queue).
 pub fn retrying(send: &SendId) -> String {
     format!("mailworker:retrying:{send}")
 }

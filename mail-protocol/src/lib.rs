@@ -10,8 +10,13 @@
 //! - [`progress`]: exact bulk-send counters, the Lua that moves them, the "already sent" rule.
 //! - [`address`]: the e-mail address rule, so an address the web accepts is one the worker
 //!   can deliver to.
+//! - [`autoscaler`]: the local autoscaler's state (`mailworker:autoscaler`) for the workers
+//!   panel.
+//! - [`flags`]: the Unleash feature flags both binaries read, their variants and safe values.
 
 pub mod address;
+pub mod autoscaler;
+pub mod flags;
 pub mod job;
 pub mod keys;
 pub mod progress;

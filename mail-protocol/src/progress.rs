@@ -1,11 +1,19 @@
 //! Progress of a bulk send, counted exactly by the worker and read by the web.
 //!
 //! Each jid has a delivery state ([`DeliveryState`]) under [`keys::delivery`], and each bulk
-//! send has counters `sent` / `failed` / `retrying` under [`keys::progress`]. They change only
-//! through [`TRANSITION_LUA`]'s `transition()`, which moves one unit between counters in the
-//! same script that changes the state, so re-executing a job never counts it twice. `sent` is
-//! final: a jid already delivered is not mailed again ([`already_sent`]). `failed` counts jobs
-//! that died; a dead job retried from the Web UI that then succeeds moves to `sent`.
+//! send has counters `sent` / `failed` / `retrying` / `cancelled` under [`keys::progress`].
+//! The first three change only through [`TRANSITION_LUA`]'s `transition()`, which moves one
+//! unit between counters in the same script that changes the state, so re-executing a job
+//! never counts it twice. `sent` is final: a jid already delivered is not mailed again
+//! ([`already_sent`]). `failed` counts jobs that died; a dead job retried from the Web UI that
+//! then succeeds moves to `sent`. `cancelled` counts queued jobs that were deleted (from the
+//! Web UI) before they ran: the worker's reconciliation finds them once nothing of the send
+//! is left anywhere; one that turns up after all moves back out of `cancelled` when it ends.
+//!
+//! A send is registered with its total once the web has enqueued it ([`register_send`]), so
+//! the worker knows what "everything" is: `sent + failed + cancelled = total` when it is over.
+//! Every move through `transition()` also stamps `last_change_ms` with the Redis server's
+//! clock, so a finished send knows when its last job ended ([`read_last_change_ms`]).
 
 use crate::job::SendId;
 use crate::keys;
@@ -13,25 +21,38 @@ use crate::keys;
 /// How long progress and per-jid state are kept (7 days).
 pub const PROGRESS_TTL_SECS: i64 = 7 * 24 * 60 * 60;
 
-/// The Lua `transition(state_key, progress_key, retrying_key, index_key, jid, mail_job_id,
-/// new, ttl, track, only_from)` shared by every script that changes a jid's state.
+/// The value a retrying jid has in its send's retrying hash once a poller moved it from the
+/// retry set back to its queue: it is waiting to run, not lost.
+pub const REQUEUED: &str = "queued";
+
+/// The Lua `transition(state_key, progress_key, retrying_key, index_key, jid, send_id, new,
+/// ttl, track, only_from, member)` shared by every script that changes a jid's state.
+/// `member` is the retry-set member a `retrying` jid was stored as: the send's retrying hash
+/// keeps it (jid ⇒ member), so checking that the job is still there costs one `ZSCORE`.
 pub const TRANSITION_LUA: &str = r"
-local function transition(state_key, progress_key, retrying_key, index_key, jid, mail_job_id, new, ttl, track, only_from)
+local function transition(state_key, progress_key, retrying_key, index_key, jid, send_id, new, ttl, track, only_from, member)
   local old = redis.call('GET', state_key)
   if old == 'sent' or old == new then return 0 end
   if only_from ~= '' and old ~= only_from then return 0 end
   redis.call('SET', state_key, new, 'EX', ttl)
   if track == '1' then
     local counter = {sent = 'sent', retrying = 'retrying', dead = 'failed'}
-    if old and counter[old] then redis.call('HINCRBY', progress_key, counter[old], -1) end
+    if old and counter[old] then
+      redis.call('HINCRBY', progress_key, counter[old], -1)
+    elseif tonumber(redis.call('HGET', progress_key, 'cancelled') or '0') > 0 then
+      -- Counted as cancelled (deleted while queued), yet here it is: count it where it ended.
+      redis.call('HINCRBY', progress_key, 'cancelled', -1)
+    end
     redis.call('HINCRBY', progress_key, counter[new], 1)
+    local now = redis.call('TIME')
+    redis.call('HSET', progress_key, 'last_change_ms', tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000))
     redis.call('EXPIRE', progress_key, ttl)
     if new == 'retrying' then
-      redis.call('SADD', retrying_key, jid)
+      redis.call('HSET', retrying_key, jid, member)
       redis.call('EXPIRE', retrying_key, ttl)
-      redis.call('SADD', index_key, mail_job_id)
+      redis.call('SADD', index_key, send_id)
     else
-      redis.call('SREM', retrying_key, jid)
+      redis.call('HDEL', retrying_key, jid)
     end
   end
   return 1
@@ -69,6 +90,15 @@ pub struct Progress {
     pub failed: i64,
     /// Jobs waiting in the retry set right now.
     pub retrying: i64,
+    /// Queued jobs deleted before they ran (a queue deleted from the Web UI, say).
+    pub cancelled: i64,
+}
+
+impl Progress {
+    /// Jobs that have ended one way or another.
+    pub fn ended(&self) -> i64 {
+        self.sent + self.failed + self.cancelled
+    }
 }
 
 /// Reads the progress of several bulk sends in one round trip (missing ones read as zero).
@@ -87,19 +117,79 @@ where
     }
     let mut pipe = redis::pipe();
     for send in sends {
-        pipe.cmd("HMGET")
-            .arg(keys::progress(send))
-            .arg(&["sent", "failed", "retrying"]);
+        pipe.cmd("HMGET").arg(keys::progress(send)).arg(&[
+            "sent",
+            "failed",
+            "retrying",
+            "cancelled",
+        ]);
     }
-    let rows: Vec<(Option<i64>, Option<i64>, Option<i64>)> = pipe.query_async(conn).await?;
+    let rows: Vec<[Option<i64>; 4]> = pipe.query_async(conn).await?;
     Ok(rows
         .into_iter()
-        .map(|(s, f, r)| Progress {
+        .map(|[s, f, r, c]| Progress {
             sent: s.unwrap_or(0),
             failed: f.unwrap_or(0),
             retrying: r.unwrap_or(0).max(0),
+            cancelled: c.unwrap_or(0).max(0),
         })
         .collect())
+}
+
+/// When each send's counters last moved, in epoch milliseconds of the Redis server's clock
+/// (`last_change_ms`, written by `transition()`); `None` before its first job was done. For a
+/// finished send this is when its last job ended, which the web's A/B results measure to.
+///
+/// # Errors
+/// Redis errors.
+pub async fn read_last_change_ms<C>(
+    conn: &mut C,
+    sends: &[SendId],
+) -> Result<Vec<Option<i64>>, redis::RedisError>
+where
+    C: redis::aio::ConnectionLike + Send,
+{
+    if sends.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut pipe = redis::pipe();
+    for send in sends {
+        pipe.cmd("HGET")
+            .arg(keys::progress(send))
+            .arg("last_change_ms");
+    }
+    pipe.query_async(conn).await
+}
+
+/// Records that `send` is fully enqueued with `total` jobs on `queue`, so the worker can tell
+/// when jobs of it were deleted before they ran. Call it once the enqueue is over (with the
+/// number really enqueued).
+///
+/// # Errors
+/// Redis errors.
+pub async fn register_send<C>(
+    conn: &mut C,
+    send: &SendId,
+    total: usize,
+    queue: &str,
+) -> Result<(), redis::RedisError>
+where
+    C: redis::aio::ConnectionLike + Send,
+{
+    let key = keys::send(send);
+    redis::pipe()
+        .atomic()
+        .hset_multiple(
+            &key,
+            &[("total", total.to_string()), ("queue", queue.to_owned())],
+        )
+        .ignore()
+        .expire(&key, PROGRESS_TTL_SECS)
+        .ignore()
+        .sadd(keys::SENDS, send.as_str())
+        .ignore()
+        .query_async(conn)
+        .await
 }
 
 /// Whether this jid was already delivered: a job executed twice (recovered after a crash,

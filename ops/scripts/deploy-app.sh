@@ -75,7 +75,7 @@ run kubectl get hpa -n "$NAMESPACE"
 
 info ""
 info "=== アクセス情報 ==="
-info "Web App:     kubectl port-forward svc/mail-web -n ${NAMESPACE} 3000:80      → http://localhost:3000"
+info "Web App:     kubectl port-forward svc/mail-web -n ${NAMESPACE} 3000:80 3001:3001 → http://localhost:3000 (/sidekiq → :3001)"
 info "Sidekiq:     http://localhost:3000/sidekiq （mail-web 経由）"
 info "MailCatcher: kubectl port-forward svc/mailcatcher -n ${NAMESPACE} 1080:1080 → http://localhost:1080 (Mailpit)"
 info "Unleash:     kubectl port-forward svc/unleash -n ${NAMESPACE} 4242:4242     → http://localhost:4242"

@@ -9,9 +9,11 @@
 //! - [`redis_link`]: one shared Redis connection that replaces itself after a timeout or reset.
 //! - [`timeouts`]: timeouts that give an operation one more period after the process was
 //!   paused, so a VM pause does not make finished work count as failed.
+//! - [`flags`]: feature flags from Unleash, with whether they are live or the defaults.
 //! - [`tokens`]: comparing secrets without leaking where they differ.
 
 pub mod config;
+pub mod flags;
 pub mod logging;
 pub mod prometheus;
 pub mod redis_link;

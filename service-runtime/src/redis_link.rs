@@ -95,6 +95,17 @@ impl RedisLink {
         Ok((generation, conn))
     }
 
+    /// Throws away the current connection: for a caller that gave up on a request before the
+    /// link's own timeout did (the next request opens a new one).
+    pub fn reset(&self) {
+        let mut current = self.inner.current.lock().unwrap_or_else(|e| e.into_inner());
+        if current.take().is_some() {
+            tracing::warn!(
+                "Redis connection given up by its caller; the next request opens a new one"
+            );
+        }
+    }
+
     /// Throws away the connection of `generation` if it is still the current one.
     fn discard(&self, generation: u64, error: &RedisError) {
         let mut current = self.inner.current.lock().unwrap_or_else(|e| e.into_inner());

@@ -13,9 +13,21 @@ pub struct ProcessUsage {
 }
 
 impl ProcessUsage {
-    /// Reads `/proc/self/status` and `/proc/self/stat` (zeros where unavailable).
+    /// This process's usage (zeros where unavailable).
     pub fn read() -> Self {
-        let rss_kb = std::fs::read_to_string("/proc/self/status")
+        Self::read_from("self").unwrap_or_default()
+    }
+
+    /// Another process's usage (`None` once it is gone): what metrics-server samples for a
+    /// pod, used by the local autoscaling drill.
+    pub fn of_pid(pid: u32) -> Option<Self> {
+        Self::read_from(&pid.to_string())
+    }
+
+    /// Reads `/proc/<which>/status` and `/proc/<which>/stat`; `None` if the process is gone.
+    fn read_from(which: &str) -> Option<Self> {
+        let stat = std::fs::read_to_string(format!("/proc/{which}/stat")).ok()?;
+        let rss_kb = std::fs::read_to_string(format!("/proc/{which}/status"))
             .ok()
             .and_then(|s| {
                 s.lines()
@@ -23,20 +35,18 @@ impl ProcessUsage {
                     .and_then(|v| v.split_whitespace().next().and_then(|n| n.parse().ok()))
             })
             .unwrap_or(0);
-        let cpu_secs = std::fs::read_to_string("/proc/self/stat")
-            .ok()
-            .and_then(|s| {
-                // Fields after the parenthesised command name (which may contain spaces);
-                // utime and stime are the 14th and 15th fields overall, i.e. the 12th and
-                // 13th after it.
-                let rest = s.rsplit_once(')')?.1;
+        // Fields after the parenthesised command name (which may contain spaces); utime and
+        // stime are the 14th and 15th fields overall, i.e. the 12th and 13th after it.
+        let cpu_secs = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| {
                 let f: Vec<&str> = rest.split_whitespace().collect();
                 let ticks: f64 =
                     f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
                 Some(ticks / clock_ticks())
             })
             .unwrap_or(0.0);
-        ProcessUsage { rss_kb, cpu_secs }
+        Some(ProcessUsage { rss_kb, cpu_secs })
     }
 }
 
@@ -103,6 +113,13 @@ mod tests {
             x = x.wrapping_mul(31).wrapping_add(7);
         }
         assert!(thread_cpu_time() - t0 >= Duration::from_millis(20), "{x}");
+    }
+
+    #[test]
+    fn reads_another_process_and_knows_when_it_is_gone() {
+        let me = ProcessUsage::of_pid(std::process::id()).unwrap();
+        assert!(me.rss_kb > 0);
+        assert_eq!(ProcessUsage::of_pid(u32::MAX), None);
     }
 
     #[test]

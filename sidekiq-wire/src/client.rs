@@ -8,7 +8,7 @@
 use crate::job::Job;
 use crate::keys;
 use crate::timestamp::Timestamp;
-use redis::aio::ConnectionManager;
+use redis::aio::{ConnectionLike, ConnectionManager};
 use std::time::Duration;
 
 /// Jobs per `LPUSH` in [`Client::push_bulk`] (Ruby's `push_bulk` batch size).
@@ -34,13 +34,14 @@ pub fn valid_queue_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b':' | b'.' | b'-'))
 }
 
-/// A cheap-to-clone handle for enqueueing jobs.
+/// A cheap-to-clone handle for enqueueing jobs, over any cloneable async connection (by
+/// default redis-rs's auto-reconnecting `ConnectionManager`).
 #[derive(Clone)]
-pub struct Client {
-    conn: ConnectionManager,
+pub struct Client<C = ConnectionManager> {
+    conn: C,
 }
 
-impl Client {
+impl Client<ConnectionManager> {
     /// Connects to `url` (`redis://host:port/db`) with an auto-reconnecting connection.
     ///
     /// # Errors
@@ -56,14 +57,17 @@ impl Client {
         let conn = ConnectionManager::new_with_config(client, config).await?;
         Ok(Client { conn })
     }
+}
 
-    /// Wraps an existing connection.
-    pub fn from_connection(conn: ConnectionManager) -> Self {
+impl<C: ConnectionLike + Clone + Send + Sync> Client<C> {
+    /// Wraps an existing connection. A timed-out write may still land, so give it a response
+    /// timeout of several seconds (a 1,000-job `LPUSH` on a busy server takes time).
+    pub fn from_connection(conn: C) -> Self {
         Client { conn }
     }
 
     /// The underlying connection, for reads alongside pushes.
-    pub fn connection(&self) -> ConnectionManager {
+    pub fn connection(&self) -> C {
         self.conn.clone()
     }
 

@@ -1,4 +1,5 @@
-//! The running server: bind, serve with graceful shutdown, and the background sampler.
+//! The running server: bind, serve with graceful shutdown, and the background tasks (the
+//! throughput sampler, the lesson guide's watcher).
 
 use crate::config::Config;
 use crate::http::server::{HEADER_TIMEOUT, Limits, serve};
@@ -79,6 +80,8 @@ impl App {
         let stop = CancellationToken::new();
         let sources = crate::services::live::LiveSources::from_ref(&self.state);
         let sampler = tokio::spawn(sources.sample_throughput(stop.clone()));
+        let lesson = crate::services::lesson::LessonSources::from_ref(&self.state);
+        let lesson_watcher = tokio::spawn(lesson.watch(stop.clone()));
         let limits = Limits {
             max_connections: self.state.config.max_connections,
             header_timeout: HEADER_TIMEOUT,
@@ -112,6 +115,7 @@ impl App {
         }
         stop.cancel();
         let _ = sampler.await;
+        let _ = lesson_watcher.await;
         Ok(())
     }
 }

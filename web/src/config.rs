@@ -1,29 +1,17 @@
 //! The web's configuration: environment variables, parsed once at start.
 //!
-//! This is the only module that reads the environment. Tests build a [`Config`] in code with
-//! [`Config::new`] and struct updates, because the process environment is shared by tests
-//! running in parallel.
+//! This is the only module that reads the environment, through `service_runtime`'s [`Vars`]
+//! like the worker. Tests build a [`Config`] with [`Config::new`] and struct updates, or from
+//! [`Vars::from_pairs`], because the process environment is shared by tests running in
+//! parallel.
 
+use crate::i18n::zone::{self, DisplayZone};
+pub use service_runtime::config::ConfigError;
+use service_runtime::config::{Secret, Vars};
+use service_runtime::flags::FlagSettings;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
-
-/// A variable was set to something unusable; the process stops at boot.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// Not parseable as the expected type.
-    #[error("{var}={value:?}: {reason}")]
-    Invalid {
-        /// The variable.
-        var: &'static str,
-        /// What it was set to.
-        value: String,
-        /// What was expected.
-        reason: &'static str,
-    },
-    /// One half of a pair is missing.
-    #[error("{0}")]
-    Incomplete(&'static str),
-}
+use std::time::Duration;
 
 /// Everything the web app is configured with.
 #[derive(Debug, Clone)]
@@ -49,12 +37,15 @@ pub struct Config {
     /// (e.g. `https://sidekiq.mail.example`); unset: the request's host with
     /// `SIDEKIQ_ADMIN_PORT`.
     pub sidekiq_admin_url: Option<String>,
-    /// `UNLEASH_URL`: linked from the header.
+    /// `UNLEASH_URL`: the Unleash admin UI, linked from the header (a browser link).
     pub unleash_url: String,
+    /// `UNLEASH_API_URL` (+ `UNLEASH_CLIENT_SECRET`, `UNLEASH_REFRESH_INTERVAL`, and the
+    /// host name as instance id): where the flags come from; unset: the defaults.
+    pub unleash: Option<FlagSettings>,
     /// `MAIL_CATCHER_URL`: linked from the header.
     pub mail_catcher_url: String,
     /// `WEB_USERNAME` + `WEB_PASSWORD`: HTTP basic auth on everything but health and metrics.
-    pub basic_auth: Option<(String, String)>,
+    pub basic_auth: Option<(String, Secret)>,
     /// `BULK_SEND_MAX`: the largest bulk send (and test-address batch) accepted.
     pub bulk_send_max: usize,
     /// `MAX_UPLOAD_BYTES`: the largest CSV accepted.
@@ -63,6 +54,9 @@ pub struct Config {
     pub version: String,
     /// `RUST_LOG`: the log filter.
     pub log_filter: String,
+    /// `DISPLAY_TIME_ZONE`, else `TZ` (an IANA name): the zone times are shown in; unset,
+    /// Asia/Tokyo in the Japanese UI and UTC in the English one.
+    pub display_zone: DisplayZone,
 }
 
 /// Default `DATABASE_URL` path, relative to the working directory (as Rails' `db/`).
@@ -92,12 +86,14 @@ impl Config {
             sidekiq_admin_port: 3001,
             sidekiq_admin_url: None,
             unleash_url: "http://localhost:4242".into(),
+            unleash: None,
             mail_catcher_url: "http://localhost:1080".into(),
             basic_auth: None,
             bulk_send_max: DEFAULT_BULK_SEND_MAX,
             max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
             version: env!("CARGO_PKG_VERSION").into(),
             log_filter: "info".into(),
+            display_zone: DisplayZone::default(),
         }
     }
 
@@ -106,84 +102,114 @@ impl Config {
     /// # Errors
     /// [`ConfigError`] for a malformed value.
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+        Self::from_vars(&Vars::from_env())
     }
 
-    /// Reads variables through `get` (the environment in production, a map in tests).
+    /// Reads `vars` (the environment in production, explicit pairs in tests).
     ///
     /// # Errors
     /// [`ConfigError`] for a malformed value.
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let database_path = match get("DATABASE_URL") {
+    pub fn from_vars(vars: &Vars) -> Result<Self, ConfigError> {
+        let database_path = match vars.get("DATABASE_URL") {
             Some(url) => parse_database_url(&url)?,
             None => PathBuf::from(DEFAULT_DATABASE_PATH),
         };
         let mut c = Config::new(
             database_path,
-            get("REDIS_URL").unwrap_or_else(|| "redis://127.0.0.1:6379/0".into()),
+            vars.get("REDIS_URL")
+                .unwrap_or_else(|| "redis://127.0.0.1:6379/0".into()),
         );
-        if let Some(v) = get("PORT") {
+        if let Some(v) = vars.get("PORT") {
             c.port = parse_num("PORT", &v)?;
         }
-        if let Some(v) = get("BIND_ADDR") {
-            c.bind_addr = v.trim().parse().map_err(|_| ConfigError::Invalid {
-                var: "BIND_ADDR",
-                value: v.clone(),
-                reason: "expected an IP address such as 0.0.0.0, 127.0.0.1 or ::",
+        if let Some(v) = vars.get("BIND_ADDR") {
+            c.bind_addr = v.trim().parse().map_err(|_| {
+                ConfigError::invalid(
+                    "BIND_ADDR",
+                    &v,
+                    "expected an IP address such as 0.0.0.0, 127.0.0.1 or ::",
+                )
             })?;
         }
-        if let Some(v) = get("MAX_CONNECTIONS") {
+        if let Some(v) = vars.get("MAX_CONNECTIONS") {
             c.max_connections = parse_num("MAX_CONNECTIONS", &v)?;
             if c.max_connections == 0 {
-                return Err(ConfigError::Invalid {
-                    var: "MAX_CONNECTIONS",
-                    value: v,
-                    reason: "must be at least 1",
-                });
+                return Err(ConfigError::invalid(
+                    "MAX_CONNECTIONS",
+                    &v,
+                    "must be at least 1",
+                ));
             }
         }
-        if let Some(v) = get("SIDEKIQ_WEB_URL") {
+        if let Some(v) = vars.get("SIDEKIQ_WEB_URL") {
             c.sidekiq_web_url = Some(parse_http_url("SIDEKIQ_WEB_URL", &v)?);
         }
-        if let Some(v) = get("SIDEKIQ_ADMIN_PORT") {
+        if let Some(v) = vars.get("SIDEKIQ_ADMIN_PORT") {
             c.sidekiq_admin_port = parse_num("SIDEKIQ_ADMIN_PORT", &v)?;
         }
-        if let Some(v) = get("SIDEKIQ_ADMIN_URL") {
+        if let Some(v) = vars.get("SIDEKIQ_ADMIN_URL") {
             c.sidekiq_admin_url = Some(parse_origin("SIDEKIQ_ADMIN_URL", &v)?);
         }
-        if let Some(v) = get("UNLEASH_URL") {
+        if let Some(v) = vars.get("UNLEASH_URL") {
             c.unleash_url = v;
         }
-        if let Some(v) = get("MAIL_CATCHER_URL") {
+        // The instance id Unleash lists: the pod name in Kubernetes, else the host name.
+        let instance_id = vars
+            .get("HOSTNAME")
+            .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "mail-web".into());
+        c.unleash = FlagSettings::from_vars(
+            vars,
+            mail_protocol::flags::APP_NAME,
+            &instance_id,
+            Duration::from_secs(mail_protocol::flags::DEFAULT_REFRESH_SECS),
+        )?;
+        if let Some(v) = vars.get("MAIL_CATCHER_URL") {
             c.mail_catcher_url = v;
         }
-        c.basic_auth = match (get("WEB_USERNAME"), get("WEB_PASSWORD")) {
+        c.basic_auth = match (vars.get("WEB_USERNAME"), vars.secret("WEB_PASSWORD")) {
             (Some(u), Some(p)) => Some((u, p)),
             (None, None) => None,
             _ => {
-                return Err(ConfigError::Incomplete(
-                    "set both WEB_USERNAME and WEB_PASSWORD, or neither",
+                return Err(ConfigError::Inconsistent(
+                    "set both WEB_USERNAME and WEB_PASSWORD, or neither".into(),
                 ));
             }
         };
-        if let Some(v) = get("BULK_SEND_MAX") {
+        if let Some(v) = vars.get("BULK_SEND_MAX") {
             c.bulk_send_max = parse_num("BULK_SEND_MAX", &v)?;
             if !(1..=BULK_SEND_MAX_LIMIT).contains(&c.bulk_send_max) {
-                return Err(ConfigError::Invalid {
-                    var: "BULK_SEND_MAX",
-                    value: v,
-                    reason: "must be between 1 and 100000",
-                });
+                return Err(ConfigError::invalid(
+                    "BULK_SEND_MAX",
+                    &v,
+                    "must be between 1 and 100000",
+                ));
             }
         }
-        if let Some(v) = get("MAX_UPLOAD_BYTES") {
+        if let Some(v) = vars.get("MAX_UPLOAD_BYTES") {
             c.max_upload_bytes = parse_num("MAX_UPLOAD_BYTES", &v)?;
         }
-        if let Some(v) = get("DEPLOYMENT_VERSION") {
+        if let Some(v) = vars.get("DEPLOYMENT_VERSION") {
             c.version = v;
         }
-        if let Some(v) = get("RUST_LOG") {
+        if let Some(v) = vars.get("RUST_LOG") {
             c.log_filter = v;
+        }
+        if let Some(v) = vars.get("DISPLAY_TIME_ZONE") {
+            let tz = zone::parse(&v).ok_or_else(|| {
+                ConfigError::invalid(
+                    "DISPLAY_TIME_ZONE",
+                    &v,
+                    "expected an IANA time zone such as Asia/Tokyo, UTC or Europe/Berlin",
+                )
+            })?;
+            c.display_zone = DisplayZone::fixed(tz);
+        } else if let Some(tz) = vars.get("TZ").as_deref().and_then(zone::parse) {
+            // TZ belongs to the whole system and may be a POSIX rule (`JST-9`) we do not
+            // read: then the per-language defaults stand instead of refusing to start.
+            c.display_zone = DisplayZone::fixed(tz);
         }
         Ok(c)
     }
@@ -194,11 +220,7 @@ fn parse_num<T: std::str::FromStr>(var: &'static str, value: &str) -> Result<T, 
         .trim()
         .replace('_', "")
         .parse()
-        .map_err(|_| ConfigError::Invalid {
-            var,
-            value: value.into(),
-            reason: "expected a non-negative integer",
-        })
+        .map_err(|_| ConfigError::invalid(var, value, "expected a non-negative integer"))
 }
 
 /// `sqlite://db/x.sqlite3` (relative), `sqlite:///abs/x.sqlite3` (absolute), `sqlite:path`,
@@ -209,11 +231,11 @@ fn parse_database_url(url: &str) -> Result<PathBuf, ConfigError> {
         .or_else(|| url.strip_prefix("sqlite:"))
         .unwrap_or(url);
     if path.is_empty() || path.contains(":memory:") {
-        return Err(ConfigError::Invalid {
-            var: "DATABASE_URL",
-            value: url.into(),
-            reason: "expected sqlite://path/to/file.sqlite3",
-        });
+        return Err(ConfigError::invalid(
+            "DATABASE_URL",
+            url,
+            "expected sqlite://path/to/file.sqlite3",
+        ));
     }
     Ok(PathBuf::from(path))
 }
@@ -227,11 +249,11 @@ fn parse_http_url(var: &'static str, value: &str) -> Result<String, ConfigError>
     if ok {
         Ok(trimmed.to_owned())
     } else {
-        Err(ConfigError::Invalid {
+        Err(ConfigError::invalid(
             var,
-            value: value.into(),
-            reason: "expected http://host:port",
-        })
+            value,
+            "expected http://host:port",
+        ))
     }
 }
 
@@ -246,30 +268,25 @@ fn parse_origin(var: &'static str, value: &str) -> Result<String, ConfigError> {
     if ok {
         Ok(trimmed.to_owned())
     } else {
-        Err(ConfigError::Invalid {
+        Err(ConfigError::invalid(
             var,
-            value: value.into(),
-            reason: "expected http(s)://host[:port] without a path",
-        })
+            value,
+            "expected http(s)://host[:port] without a path",
+        ))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
-    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        move |k| map.get(k).cloned()
+    fn lookup(pairs: &[(&str, &str)]) -> Vars {
+        Vars::from_pairs(pairs.iter().copied())
     }
 
     #[test]
     fn defaults() {
-        let c = Config::from_lookup(lookup(&[])).unwrap();
+        let c = Config::from_vars(&lookup(&[])).unwrap();
         assert_eq!(c.port, 3000);
         assert_eq!(c.bind_addr.to_string(), "0.0.0.0");
         assert_eq!(c.max_connections, 512);
@@ -282,11 +299,47 @@ mod tests {
         assert_eq!(c.unleash_url, "http://localhost:4242");
         assert_eq!(c.bulk_send_max, 10_000);
         assert!(c.basic_auth.is_none());
+        assert!(c.unleash.is_none());
+        assert_eq!(c.display_zone, DisplayZone::default());
+    }
+
+    #[test]
+    fn unleash_settings() {
+        let c = Config::from_vars(&lookup(&[
+            ("UNLEASH_API_URL", "http://unleash:4242/api"),
+            ("UNLEASH_CLIENT_SECRET", "default:development.x"),
+            ("HOSTNAME", "mail-web-7d9"),
+        ]))
+        .unwrap();
+        let u = c.unleash.unwrap();
+        assert_eq!(u.api_url, "http://unleash:4242/api");
+        assert_eq!(u.app_name, "mail-worker-k8s");
+        assert_eq!(u.instance_id, "mail-web-7d9");
+        assert_eq!(u.refresh, Duration::from_secs(15));
+        assert!(Config::from_vars(&lookup(&[("UNLEASH_API_URL", "unleash")])).is_err());
+    }
+
+    #[test]
+    fn display_zone_from_display_time_zone_or_tz() {
+        let tokyo = chrono_tz::Tz::Asia__Tokyo;
+        let berlin = chrono_tz::Tz::Europe__Berlin;
+        let c = Config::from_vars(&lookup(&[("TZ", "Europe/Berlin")])).unwrap();
+        assert_eq!(c.display_zone.configured(), Some(berlin));
+        let c = Config::from_vars(&lookup(&[
+            ("TZ", "Europe/Berlin"),
+            ("DISPLAY_TIME_ZONE", "Asia/Tokyo"),
+        ]))
+        .unwrap();
+        assert_eq!(c.display_zone.configured(), Some(tokyo));
+        // A TZ we cannot read leaves the defaults; a bad DISPLAY_TIME_ZONE stops the boot.
+        let c = Config::from_vars(&lookup(&[("TZ", "JST-9")])).unwrap();
+        assert_eq!(c.display_zone.configured(), None);
+        assert!(Config::from_vars(&lookup(&[("DISPLAY_TIME_ZONE", "Tokyo")])).is_err());
     }
 
     #[test]
     fn values_are_parsed() {
-        let c = Config::from_lookup(lookup(&[
+        let c = Config::from_vars(&lookup(&[
             ("PORT", "8080"),
             ("BIND_ADDR", "127.0.0.1"),
             ("MAX_CONNECTIONS", "64"),
@@ -309,7 +362,7 @@ mod tests {
             c.sidekiq_admin_url.as_deref(),
             Some("https://sidekiq.mail.example")
         );
-        assert_eq!(c.basic_auth, Some(("u".into(), "p".into())));
+        assert_eq!(c.basic_auth, Some(("u".into(), Secret::new("p"))));
         assert_eq!(c.bulk_send_max, 50_000);
     }
 
@@ -328,7 +381,7 @@ mod tests {
             vec![("BULK_SEND_MAX", "100001")],
             vec![("DATABASE_URL", "sqlite::memory:")],
         ] {
-            assert!(Config::from_lookup(lookup(&pairs)).is_err(), "{pairs:?}");
+            assert!(Config::from_vars(&lookup(&pairs)).is_err(), "{pairs:?}");
         }
     }
 }

@@ -12,9 +12,10 @@
 //! - [`domain`]: validated addresses, bulk-send status and merge, CSV planning.
 //! - [`storage`]: SQLite (schema, queries) and the Sidekiq Redis.
 //! - [`services`]: the use cases behind the handlers (live progress, throughput).
+//! - [`flags`]: the Unleash flags (kill switch, the queue experiment per visitor) and their
+//!   fallback when Unleash is unreachable.
 //! - [`http`]: errors, CSRF, cookies, flash, basic auth, metrics, templates, the proxy.
 //! - [`i18n`]: Japanese and English texts, language negotiation, formatting.
-//! - [`telemetry`]: JSON logs.
 //!
 //! Dependencies point one way: `routes → services → storage → domain`; `http` and `i18n`
 //! are used by routes and services, never the other way round. The worker never reads
@@ -23,13 +24,13 @@
 pub mod app;
 pub mod config;
 pub mod domain;
+pub mod flags;
 pub mod http;
 pub mod i18n;
 pub mod routes;
 pub mod services;
 pub mod state;
 pub mod storage;
-pub mod telemetry;
 
 pub use app::App;
 pub use config::Config;

@@ -1,6 +1,7 @@
 //! The state every handler shares, built once at start.
 
 use crate::config::Config;
+use crate::flags::Flags;
 use crate::http::auth::Credentials;
 use crate::http::metrics::HttpMetrics;
 use crate::http::proxy::{AdminOrigin, SidekiqProxy};
@@ -34,20 +35,27 @@ pub struct AppState {
     pub admin: AdminOrigin,
     /// Signs session cookies (from the database's secret).
     pub session_key: SessionKey,
+    /// Feature flags (Unleash, or the defaults).
+    pub flags: Flags,
 }
 
 impl AppState {
-    /// Opens and migrates the database and compiles the templates. Redis is connected on
-    /// first use, so the web starts while Redis is down (and says so on `/health/ready`).
+    /// Opens and migrates the database, compiles the templates and, with `UNLEASH_API_URL`,
+    /// starts the Unleash client (on the current tokio runtime). Redis and Unleash are
+    /// reached in the background, so the web starts while either is down (and says so).
     ///
     /// # Errors
-    /// The database cannot be opened or migrated, or a template does not compile.
+    /// The database cannot be opened or migrated, a template does not compile, or the
+    /// Unleash client cannot be built (no tokio runtime).
     pub fn new(config: Config) -> anyhow::Result<Self> {
         let db = Db::open(&config.database_path)
             .with_context(|| format!("open database {}", config.database_path.display()))?;
-        let templates = crate::http::templates::environment().context("compile templates")?;
+        let templates = crate::http::templates::environment(config.display_zone)
+            .context("compile templates")?;
         let session_key = SessionKey::new(&db.instance().secret);
+        let flags = Flags::start(config.unleash.as_ref()).context("start the unleash client")?;
         Ok(AppState {
+            flags,
             session_key,
             redis: Arc::new(SidekiqRedis::new(config.redis_url.clone())),
             proxy: config

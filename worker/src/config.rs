@@ -4,6 +4,7 @@
 //! from explicit [`Vars`]).
 
 use service_runtime::config::{ConfigError, Secret, Vars};
+use service_runtime::flags::FlagSettings;
 use sidekiq_wire::process::QueueMode;
 use std::time::Duration;
 
@@ -46,6 +47,10 @@ pub struct Settings {
     pub queue_mode: QueueMode,
     /// `JOB_TIMEOUT` seconds: a job running longer fails (and is retried).
     pub job_timeout: Duration,
+    /// `MAX_PAYLOAD_BYTES`: a fetched job bigger than this goes to the dead set unread (any
+    /// client can push a huge payload; reading it would cost its size in memory, several
+    /// times over).
+    pub max_payload_bytes: usize,
     /// `SHUTDOWN_TIMEOUT` seconds: how long a stop waits for running jobs.
     pub shutdown_timeout: Duration,
     /// `METRICS_PORT`: `/metrics`, `/health/live`, `/health/ready`; 0 picks a free port.
@@ -70,6 +75,9 @@ pub struct Settings {
     pub hostname: String,
     /// `RUST_LOG`: the log filter.
     pub log_filter: String,
+    /// `UNLEASH_API_URL` (+ `UNLEASH_CLIENT_SECRET`, `UNLEASH_REFRESH_INTERVAL`; instance id
+    /// `HOSTNAME`): where the `mail_delivery_paused` flag comes from; unset: never paused.
+    pub flags: Option<FlagSettings>,
 }
 
 impl Settings {
@@ -88,6 +96,7 @@ impl Settings {
             queues: vec![("high".into(), 2), ("default".into(), 1)],
             queue_mode: QueueMode::Weighted,
             job_timeout: Duration::from_secs(60),
+            max_payload_bytes: 1024 * 1024,
             shutdown_timeout: Duration::from_secs(25),
             metrics_port: 9394,
             bind_addr: std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
@@ -98,6 +107,7 @@ impl Settings {
             tag: String::new(),
             hostname: "localhost".into(),
             log_filter: "info,lettre=warn".into(),
+            flags: None,
         }
     }
 
@@ -191,6 +201,16 @@ impl Settings {
         if let Some(v) = vars.seconds("JOB_TIMEOUT")? {
             s.job_timeout = v;
         }
+        if let Some(v) = vars.parse::<usize>("MAX_PAYLOAD_BYTES")? {
+            if !(1024..=512 * 1024 * 1024).contains(&v) {
+                return Err(ConfigError::invalid(
+                    "MAX_PAYLOAD_BYTES",
+                    &v.to_string(),
+                    "must be 1 KiB..=512 MiB",
+                ));
+            }
+            s.max_payload_bytes = v;
+        }
         if let Some(v) = vars.seconds("SHUTDOWN_TIMEOUT")? {
             s.shutdown_timeout = v;
         }
@@ -231,6 +251,12 @@ impl Settings {
             .map(|h| h.trim().to_owned())
             .filter(|h| !h.is_empty())
             .unwrap_or_else(|| "localhost".into());
+        s.flags = FlagSettings::from_vars(
+            vars,
+            mail_protocol::flags::APP_NAME,
+            &s.hostname,
+            Duration::from_secs(mail_protocol::flags::DEFAULT_REFRESH_SECS),
+        )?;
         Ok(s)
     }
 }
@@ -317,5 +343,14 @@ mod tests {
         let local = Settings::from_vars(&vars(&[("BIND_ADDR", "127.0.0.1")])).unwrap();
         assert!(local.bind_addr.is_loopback());
         assert!(Settings::from_vars(&vars(&[("MAIL_CPU_MS", "20000")])).is_err());
+        assert!(s.flags.is_none());
+        let flagged = Settings::from_vars(&vars(&[
+            ("UNLEASH_API_URL", "http://unleash:4242/api"),
+            ("HOSTNAME", "mail-sidekiq-abc"),
+        ]))
+        .unwrap();
+        let flags = flagged.flags.unwrap();
+        assert_eq!(flags.instance_id, "mail-sidekiq-abc");
+        assert_eq!(flags.refresh, Duration::from_secs(15));
     }
 }

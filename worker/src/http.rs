@@ -1,10 +1,11 @@
 //! The worker's own HTTP endpoints on `METRICS_PORT`: `/metrics` (Prometheus),
 //! `/health/live` (the loops are turning; no dependency checks, so a Redis outage never
 //! restarts pods) and `/health/ready` (503 when Redis is unreachable or the process is
-//! quiet or stopping, so it drops out of Service endpoints).
+//! quiet, paused by the `mail_delivery_paused` flag, or stopping).
 
 use crate::busy::Busy;
 use crate::control::Control;
+use crate::flags::Pause;
 use crate::health::Health;
 use crate::metrics::Metrics;
 use axum::extract::State;
@@ -34,6 +35,8 @@ pub struct Probe {
     pub busy: Arc<Busy>,
     /// This process's metrics.
     pub metrics: Arc<Metrics>,
+    /// The `mail_delivery_paused` flag.
+    pub pause: Pause,
 }
 
 /// Serves until the process exits.
@@ -81,7 +84,8 @@ async fn ready(State(shared): State<Probe>) -> impl IntoResponse {
     let redis_ok = matches!(ping, Ok(Ok(_)));
     let took_ms = t0.elapsed().as_millis() as u64;
     let (quiet, stopping) = (shared.control.is_quiet(), shared.control.is_stopping());
-    let ok = redis_ok && !quiet && !stopping;
+    let paused = shared.pause.is_paused();
+    let ok = redis_ok && !quiet && !stopping && !paused;
     let status = if ok {
         StatusCode::OK
     } else {
@@ -91,6 +95,8 @@ async fn ready(State(shared): State<Probe>) -> impl IntoResponse {
         "stopping"
     } else if quiet {
         "quiet"
+    } else if paused {
+        "paused"
     } else if redis_ok {
         "ready"
     } else {
@@ -102,6 +108,7 @@ async fn ready(State(shared): State<Probe>) -> impl IntoResponse {
             "status": state,
             "checks": {"redis": {"status": if redis_ok { "ok" } else { "error" }, "took_ms": took_ms}},
             "quiet": quiet,
+            "paused": paused,
             "busy": shared.busy.len(),
         })),
     )

@@ -10,10 +10,10 @@ use crate::busy::Busy;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::control::{Control, Deadline, Signal};
+use crate::flags::{Pause, PauseWatcher};
 use crate::health::Health;
 use crate::http::{self, Probe};
 use crate::identity::Identity;
-use crate::jobs::JobContext;
 use crate::mailer::Mailer;
 use crate::manager::Manager;
 use crate::metrics::Metrics;
@@ -140,16 +140,23 @@ pub async fn start(settings: Settings, clock: Clock) -> anyhow::Result<Handle> {
     let (stats, metrics) = (Arc::new(Stats::default()), Arc::new(Metrics::default()));
     metrics.set_concurrency(settings.concurrency);
     let processor = Arc::new(Processor::new(
-        JobContext {
-            mailer,
-            redis: redis.clone(),
-            clock: clock.clone(),
-        },
+        mailer,
+        redis.clone(),
+        clock.clone(),
         settings.job_timeout,
         stats.clone(),
         metrics.clone(),
         health.clone(),
     ));
+    let pause = Pause::default();
+    let pause_watcher = match &settings.flags {
+        Some(flags) => Some(PauseWatcher {
+            unleash: service_runtime::flags::Unleash::start(flags)
+                .context("start the unleash client")?,
+            pause: pause.clone(),
+        }),
+        None => None,
+    };
     let manager = Manager::new(
         &settings.redis_url,
         redis.clone(),
@@ -159,7 +166,9 @@ pub async fn start(settings: Settings, clock: Clock) -> anyhow::Result<Handle> {
         health.clone(),
         queues.clone(),
         settings.concurrency,
-    )?;
+        settings.max_payload_bytes,
+    )?
+    .paused_by(pause.clone());
     tokio::spawn(http::serve(
         listener,
         Probe {
@@ -168,6 +177,7 @@ pub async fn start(settings: Settings, clock: Clock) -> anyhow::Result<Handle> {
             control: control.clone(),
             busy: busy.clone(),
             metrics: metrics.clone(),
+            pause: pause.clone(),
         },
     ));
     let registry = recovery::registry_entries(&identity.name, &queues);
@@ -186,6 +196,7 @@ pub async fn start(settings: Settings, clock: Clock) -> anyhow::Result<Handle> {
             metrics: metrics.clone(),
             clock: clock.clone(),
             first_beat,
+            pause,
         },
         poller: Poller {
             redis: redis.clone(),
@@ -205,6 +216,7 @@ pub async fn start(settings: Settings, clock: Clock) -> anyhow::Result<Handle> {
             metrics,
             clock: clock.clone(),
         },
+        pause_watcher,
     };
     let stop = StopSequence {
         redis,
@@ -231,6 +243,8 @@ struct Tasks {
     heartbeat: Heartbeat,
     poller: Poller,
     recovery: Recovery,
+    /// The `mail_delivery_paused` flag, when Unleash is configured.
+    pause_watcher: Option<PauseWatcher>,
 }
 
 /// What the end of a stop needs.
@@ -247,6 +261,7 @@ async fn run(tasks: Tasks, mut manager: Manager, control: Control, stop: StopSeq
     // Heartbeat first: a registry entry without a live heartbeat would be "recovered" by
     // another process the moment we put a job in it.
     let mut first_beat = tasks.heartbeat.first_beat.subscribe();
+    let pause_watcher = tasks.pause_watcher.map(|w| tokio::spawn(w.run()));
     let heartbeat = tokio::spawn(tasks.heartbeat.run());
     tokio::select! {
         _ = first_beat.wait_for(|b| *b) => {}
@@ -262,6 +277,10 @@ async fn run(tasks: Tasks, mut manager: Manager, control: Control, stop: StopSeq
     manager.stop(deadline).await;
     stop.give_back_own_lists(deadline).await;
     recovery.abort();
+    if let Some(w) = pause_watcher {
+        // Stops the Unleash client too (it goes with the watcher's last handle).
+        w.abort();
+    }
     heartbeat.abort();
     let _ = heartbeat.await;
     stop.leave_busy_page(deadline).await;

@@ -16,6 +16,7 @@
 //! - [`retry`]: Sidekiq's failure handling (backoff, retry set, dead set).
 //! - [`store`]: every Redis round trip and Lua script.
 //! - [`http`]: `/metrics`, `/health/live`, `/health/ready`.
+//! - [`flags`]: the `mail_delivery_paused` flag from Unleash, which holds the fetch loop.
 //!
 //! Leaf types: [`decision`] (what became of a job), [`unreadable`] (payloads that are not jobs), [`control`] (quiet/stop, the signal
 //! table, the stop deadline), [`busy`] (running jobs), [`health`], [`identity`], [`queues`],
@@ -26,6 +27,7 @@ pub mod clock;
 pub mod config;
 pub mod control;
 pub mod decision;
+pub mod flags;
 pub mod health;
 pub mod http;
 pub mod identity;

@@ -4,10 +4,11 @@
 
 use crate::busy::Busy;
 use crate::control::{Control, Deadline};
+use crate::flags::Pause;
 use crate::health::Health;
 use crate::processor::Processor;
 use crate::queues::QueueSet;
-use crate::store::fetch::{self, Lease, MAX_BATCH};
+use crate::store::fetch::{self, Fetched, Lease, MAX_BATCH, SizeLimit};
 use redis::AsyncConnectionConfig;
 use redis::aio::MultiplexedConnection;
 use service_runtime::redis_link::RedisLink;
@@ -30,7 +31,10 @@ pub struct Manager {
     queues: Arc<QueueSet>,
     fetcher: Fetcher,
     concurrency: usize,
+    max_payload: usize,
     tracker: TaskTracker,
+    /// The `mail_delivery_paused` flag: while set, nothing is fetched.
+    pause: Pause,
 }
 
 impl Manager {
@@ -51,6 +55,7 @@ impl Manager {
         health: Arc<Health>,
         queues: Arc<QueueSet>,
         concurrency: usize,
+        max_payload: usize,
     ) -> redis::RedisResult<Self> {
         Ok(Manager {
             fetcher: Fetcher::new(redis_url, queues.all().len())?,
@@ -61,8 +66,16 @@ impl Manager {
             health,
             queues,
             concurrency,
+            max_payload,
             tracker: TaskTracker::new(),
+            pause: Pause::default(),
         })
+    }
+
+    /// Holds fetching while `pause` is set (the `mail_delivery_paused` flag).
+    pub fn paused_by(mut self, pause: Pause) -> Self {
+        self.pause = pause;
+        self
     }
 
     /// Fetches and starts jobs until the process is quiet.
@@ -76,6 +89,15 @@ impl Manager {
         loop {
             self.health.fetch_turned();
             if self.control.is_quiet() {
+                return;
+            }
+            // Paused by the flag: jobs stay queued; the loop keeps reporting itself alive.
+            let health = &self.health;
+            if self
+                .pause
+                .hold(self.control.quieted(), || health.fetch_turned())
+                .await
+            {
                 return;
             }
             if unclaimed_possible {
@@ -106,16 +128,26 @@ impl Manager {
                     Err(_) => break,
                 }
             }
-            match self.fetcher.fetch(&self.queues, permits.len()).await {
-                Ok(leases) => {
+            let limit = SizeLimit {
+                max: self.max_payload,
+                now: self.processor.clock().now().to_score(),
+            };
+            match self.fetcher.fetch(&self.queues, permits.len(), limit).await {
+                Ok(Fetched { leases, oversized }) => {
+                    for (queue, bytes) in oversized {
+                        tracing::error!(%queue, bytes, max = self.max_payload, "job over MAX_PAYLOAD_BYTES moved to the dead set unread");
+                    }
                     delay = Duration::from_millis(100);
                     self.health.set_redis_ok(true);
-                    if self.control.is_quiet() {
-                        // Fetched as the quiet began: straight back, as Ruby does.
+                    if self.control.is_quiet() || self.pause.is_paused() {
+                        // Fetched as the quiet (or a pause) began: straight back, as Ruby does.
                         for lease in leases {
                             self.processor.requeue(&lease).await;
                         }
-                        return;
+                        if self.control.is_quiet() {
+                            return;
+                        }
+                        continue;
                     }
                     for (lease, permit) in leases.into_iter().zip(permits) {
                         self.spawn(lease, permit);
@@ -261,7 +293,12 @@ impl Fetcher {
 
     /// Takes up to `max` jobs without waiting; if there are none, blocks on one queue
     /// (weighted pick, or the first in strict mode) for a short while.
-    async fn fetch(&mut self, queues: &QueueSet, max: usize) -> redis::RedisResult<Vec<Lease>> {
+    async fn fetch(
+        &mut self,
+        queues: &QueueSet,
+        max: usize,
+        limit: SizeLimit,
+    ) -> redis::RedisResult<Fetched> {
         let max = max.clamp(1, MAX_BATCH);
         let choices: Vec<usize> = {
             let mut rng = rand::rng();
@@ -269,14 +306,11 @@ impl Fetcher {
         };
         let block = self.block;
         let conn = self.conn().await?;
-        let leases = fetch::take(conn, queues, &choices).await?;
-        if !leases.is_empty() {
-            return Ok(leases);
+        let fetched = fetch::take(conn, queues, &choices, limit).await?;
+        if !fetched.leases.is_empty() || !fetched.oversized.is_empty() {
+            return Ok(fetched);
         }
         let first = choices.first().copied().unwrap_or(0);
-        Ok(fetch::wait_for_one(conn, queues, first, block)
-            .await?
-            .into_iter()
-            .collect())
+        fetch::wait_for_one(conn, queues, first, block, limit).await
     }
 }

@@ -5,6 +5,7 @@ use crate::clock::Clock;
 use crate::decision::Decision;
 use crate::health::Health;
 use crate::jobs::{self, Failure, JobContext, Performed};
+use crate::mailer::Mailer;
 use crate::metrics::{Metrics, email_result};
 use crate::retry;
 use crate::stats::Stats;
@@ -53,18 +54,25 @@ pub struct Processor {
 }
 
 impl Processor {
-    /// A processor running handlers with `ctx`, each for at most `job_timeout`.
+    /// A processor running handlers with `mailer` and `redis` by `clock`, each job for at
+    /// most `job_timeout`.
     pub fn new(
-        ctx: JobContext,
+        mailer: Arc<Mailer>,
+        redis: RedisLink,
+        clock: Clock,
         job_timeout: Duration,
         stats: Arc<Stats>,
         metrics: Arc<Metrics>,
         health: Arc<Health>,
     ) -> Self {
         Processor {
-            redis: ctx.redis.clone(),
-            clock: ctx.clock.clone(),
-            ctx,
+            ctx: JobContext {
+                mailer,
+                redis: redis.clone(),
+                clock: clock.clone(),
+            },
+            redis,
+            clock,
             job_timeout,
             stats,
             metrics,
@@ -107,8 +115,12 @@ impl Processor {
             (secs * 1000.0) as u64,
             result.is_err(),
         );
-        self.metrics
-            .job(&lease.queue, &class, secs, result.is_err());
+        self.metrics.job(
+            &lease.queue,
+            jobs::metrics_label(job.class()),
+            secs,
+            result.is_err(),
+        );
         if tracking.is_some() {
             self.count_mail(&result, secs);
         }

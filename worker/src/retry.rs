@@ -43,7 +43,9 @@ pub fn plan_failure(
     let count = match job.retry_count() {
         Some(previous) => {
             job.set_retried_at(now);
-            previous + 1
+            // A hand-written count near i64::MAX must end in the dead set, not wrap around
+            // to a negative count that retries forever.
+            previous.saturating_add(1)
         }
         None => {
             job.set_failed_at(now);
@@ -223,6 +225,20 @@ mod tests {
             json!(1.5),
             "first failure time is kept"
         );
+    }
+
+    #[test]
+    fn a_retry_count_at_the_top_of_i64_saturates_and_is_exhausted() {
+        let j = job(Retry::Max(3))
+            .with("retry_count", json!(i64::MAX))
+            .and_then(|j| j.with("failed_at", json!(1.5)))
+            .unwrap();
+        let Decision::Dead { payload } =
+            plan_failure(j, "default", &failure(), Timestamp::now(), 0.0)
+        else {
+            panic!("an exhausted count goes to the dead set")
+        };
+        assert_eq!(fields(&payload)["retry_count"], json!(i64::MAX));
     }
 
     #[test]

@@ -117,7 +117,7 @@ impl SmtpPool {
         let timeout = Some(self.timeout);
         let mut conn = match self.tls {
             SmtpTls::None => AsyncSmtpConnection::connect_with_transport(
-                Box::new(self.tcp().await?),
+                Box::new(BoundedReplies::new(self.tcp().await?)),
                 &self.hello,
             )
             .await
@@ -130,7 +130,7 @@ impl SmtpPool {
             }
             SmtpTls::StartTls => {
                 let mut c = AsyncSmtpConnection::connect_with_transport(
-                    Box::new(self.tcp().await?),
+                    Box::new(BoundedReplies::new(self.tcp().await?)),
                     &self.hello,
                 )
                 .await
@@ -163,5 +163,82 @@ impl SmtpPool {
             .map_err(PoolError::Connect)?;
         stream.set_nodelay(true).map_err(PoolError::Connect)?;
         Ok(stream)
+    }
+}
+
+/// Most bytes a server may send between two of our writes. SMTP answers each command with a
+/// few lines (an `EHLO` reply is under a kilobyte, a TLS handshake's certificates a few);
+/// lettre reads a reply line into memory until its end, so without a bound a server sending a
+/// line without end would take all the memory there is.
+const MAX_REPLY_BYTES: usize = 1024 * 1024;
+
+/// A TCP stream that fails a read once the server has sent more than [`MAX_REPLY_BYTES`]
+/// since our last write (below TLS after STARTTLS, where the same bound holds for the
+/// encrypted bytes).
+#[derive(Debug)]
+struct BoundedReplies {
+    inner: tokio::net::TcpStream,
+    since_write: usize,
+}
+
+impl BoundedReplies {
+    fn new(inner: tokio::net::TcpStream) -> Self {
+        BoundedReplies {
+            inner,
+            since_write: 0,
+        }
+    }
+}
+
+impl tokio::io::AsyncRead for BoundedReplies {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if self.since_write > MAX_REPLY_BYTES {
+            return std::task::Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "SMTP server sent more than {MAX_REPLY_BYTES} bytes without waiting for us"
+                ),
+            )));
+        }
+        let before = buf.filled().len();
+        let polled = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        let read = buf.filled().len() - before;
+        self.since_write += read;
+        polled
+    }
+}
+
+impl tokio::io::AsyncWrite for BoundedReplies {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        data: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.since_write = 0;
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, data)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+impl lettre::transport::smtp::client::AsyncTokioStream for BoundedReplies {
+    fn peer_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.inner.peer_addr()
     }
 }

@@ -10,12 +10,13 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::health::Health;
 use crate::identity::Identity;
-use crate::jobs::JobContext;
 use crate::mailer::Mailer;
 use crate::metrics::Metrics;
 use crate::processor::{Processed, Processor};
 use crate::queues::QueueSet;
 use crate::stats::Stats;
+use crate::store::fetch::SizeLimit;
+use crate::store::progress::{self, Reconciled, Suspects};
 use crate::store::recovery::{self, Recovered};
 use crate::store::{self, fetch, schedule};
 use anyhow::Context;
@@ -30,6 +31,13 @@ use std::time::Duration;
 pub enum Step {
     /// A job was fetched and ran to its end.
     Processed(Processed),
+    /// A job over `MAX_PAYLOAD_BYTES` went to the dead set unread.
+    Oversized {
+        /// Its queue.
+        queue: String,
+        /// Its size.
+        bytes: usize,
+    },
     /// Every queue was empty.
     QueueEmpty,
 }
@@ -42,6 +50,7 @@ pub struct Stepper {
     identity: Identity,
     stats: Arc<Stats>,
     clock: Clock,
+    max_payload: usize,
 }
 
 impl Stepper {
@@ -58,11 +67,9 @@ impl Stepper {
             .with_context(|| format!("REDIS_URL {:?}", settings.redis_url))?;
         let stats = Arc::new(Stats::default());
         let processor = Processor::new(
-            JobContext {
-                mailer,
-                redis: redis.clone(),
-                clock: clock.clone(),
-            },
+            mailer,
+            redis.clone(),
+            clock.clone(),
             settings.job_timeout,
             stats.clone(),
             Arc::new(Metrics::default()),
@@ -75,6 +82,7 @@ impl Stepper {
             identity,
             stats,
             clock,
+            max_payload: settings.max_payload_bytes,
         })
     }
 
@@ -86,7 +94,15 @@ impl Stepper {
     pub async fn process_one(&self) -> redis::RedisResult<Step> {
         let mut conn = self.redis.clone();
         let first = self.queues.pick(&mut rand::rng());
-        let Some(lease) = fetch::take(&mut conn, &self.queues, &[first]).await?.pop() else {
+        let limit = SizeLimit {
+            max: self.max_payload,
+            now: self.clock.now().to_score(),
+        };
+        let fetched = fetch::take(&mut conn, &self.queues, &[first], limit).await?;
+        if let Some((queue, bytes)) = fetched.oversized.into_iter().next() {
+            return Ok(Step::Oversized { queue, bytes });
+        }
+        let Some(lease) = fetched.leases.into_iter().next() else {
             return Ok(Step::QueueEmpty);
         };
         let parsed = crate::unreadable::read_job(&lease.payload);
@@ -101,10 +117,13 @@ impl Stepper {
     /// Redis errors while fetching.
     pub async fn drain(&self) -> redis::RedisResult<Vec<Processed>> {
         let mut done = Vec::new();
-        while let Step::Processed(p) = self.process_one().await? {
-            done.push(p);
+        loop {
+            match self.process_one().await? {
+                Step::Processed(p) => done.push(p),
+                Step::Oversized { .. } => {}
+                Step::QueueEmpty => return Ok(done),
+            }
         }
-        Ok(done)
     }
 
     /// One pass of the poller: enqueues what is due in `retry` and `schedule` by this
@@ -135,6 +154,21 @@ impl Stepper {
             recovery::recover(&mut conn, &self.identity.name, false, now, grace).await?;
         self.processor.bury_poisoned().await?;
         Ok(recovered)
+    }
+
+    /// One pass of the progress reconciliation (if no process has done one within
+    /// `interval`): retrying jobs removed from the Web UI count as failed, queued jobs
+    /// deleted before they ran as cancelled, each after two passes that saw the same.
+    ///
+    /// # Errors
+    /// Redis errors.
+    pub async fn reconcile(
+        &self,
+        interval: Duration,
+        suspects: &mut Suspects,
+    ) -> redis::RedisResult<Reconciled> {
+        let mut conn = self.redis.clone();
+        progress::reconcile(&mut conn, &self.identity.name, interval, suspects).await
     }
 
     /// Writes the stats counted so far (`stat:processed`, `stat:failed`, Metrics-page data),

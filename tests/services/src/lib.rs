@@ -9,6 +9,8 @@
 //! - [`ruby`]: scripts run by a version's Ruby and Sidekiq against that Redis;
 //! - [`sidekiq_web::SidekiqWeb`]: the real Sidekiq::Web of a version under puma, with a
 //!   session-aware HTTP client that submits its forms (CSRF token or `Sec-Fetch-Site`);
+//! - [`unleash::UnleashServer`]: the real Unleash 7.5.1 (npm) on a private PostgreSQL
+//!   cluster, with the seed's flags and admin-API helpers;
 //! - [`proxy::TcpProxy`]: a TCP proxy that can black-hole traffic, lose replies or reset
 //!   connections, for network-fault tests;
 //! - [`process`]: free ports, temp dirs, locating the workspace's built binaries.
@@ -26,6 +28,7 @@ pub mod ruby;
 pub mod sidekiq_version;
 pub mod sidekiq_web;
 pub mod smtp;
+pub mod unleash;
 
 pub use process::{TempDir, bin_path, free_port, wait_until};
 pub use proxy::{Network, TcpProxy};
@@ -33,6 +36,7 @@ pub use redis::RedisServer;
 pub use sidekiq_version::SidekiqVersion;
 pub use sidekiq_web::SidekiqWeb;
 pub use smtp::{Fault, ReceivedMail, SmtpServer};
+pub use unleash::UnleashServer;
 
 /// Turns each `async fn name(v: SidekiqVersion)` into three tests, `name::sidekiq_6_4`,
 /// `name::sidekiq_7_3` and `name::sidekiq_8_1`, each against that real version.

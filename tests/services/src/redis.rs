@@ -55,11 +55,15 @@ impl RedisServer {
         self.child.as_ref().map(Child::id)
     }
 
-    /// A fresh async connection.
+    /// A fresh async connection. Its response timeout is generous (redis-rs defaults to
+    /// 500 ms): a test's own reads must not fail because the machine is busy.
     pub async fn conn(&self) -> ::redis::aio::MultiplexedConnection {
+        let config = ::redis::AsyncConnectionConfig::new()
+            .set_response_timeout(Some(Duration::from_secs(30)))
+            .set_connection_timeout(Some(Duration::from_secs(10)));
         ::redis::Client::open(self.url())
             .unwrap()
-            .get_multiplexed_async_connection()
+            .get_multiplexed_async_connection_with_config(&config)
             .await
             .unwrap()
     }

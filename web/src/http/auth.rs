@@ -9,10 +9,12 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use service_runtime::config::Secret;
+use service_runtime::tokens::constant_time_eq;
 use std::sync::Arc;
 
 /// The expected `user:password`, if auth is on.
-pub type Credentials = Option<Arc<(String, String)>>;
+pub type Credentials = Option<Arc<(String, Secret)>>;
 
 /// Whether a path is reachable without credentials.
 fn is_public(path: &str) -> bool {
@@ -35,7 +37,7 @@ pub async fn require(State(creds): State<Credentials>, req: Request, next: Next)
     res
 }
 
-fn matches(req: &Request, creds: &(String, String)) -> bool {
+fn matches(req: &Request, creds: &(String, Secret)) -> bool {
     let Some(given) = req
         .headers()
         .get(AUTHORIZATION)
@@ -45,12 +47,7 @@ fn matches(req: &Request, creds: &(String, String)) -> bool {
     else {
         return false;
     };
-    let expected = format!("{}:{}", creds.0, creds.1);
+    let expected = format!("{}:{}", creds.0, creds.1.expose());
     // Constant time: the length may leak, the content does not.
-    given.len() == expected.len()
-        && given
-            .iter()
-            .zip(expected.as_bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
+    constant_time_eq(&given, expected.as_bytes())
 }

@@ -18,6 +18,7 @@ use axum::extract::{FromRef, FromRequestParts};
 use axum::http::HeaderMap;
 use axum::http::header::{HOST, ORIGIN};
 use axum::http::request::Parts;
+use service_runtime::tokens::constant_time_eq;
 use std::convert::Infallible;
 
 /// Header accepted instead of the form field (for `DELETE` from scripts), as Rails'.
@@ -121,11 +122,6 @@ fn same_origin(headers: &HeaderMap) -> Result<(), &'static str> {
     } else {
         Err("Origin is another site or port")
     }
-}
-
-/// Equal length and equal bytes, without an early exit on the first difference.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]

@@ -111,6 +111,15 @@ impl Redirect {
     }
 }
 
+/// Where a form's `return_to` field may send the user back to after its redirect: the
+/// lesson guide, else the main page (never a URL from the request: no open redirect).
+pub fn back_to(return_to: &str) -> &'static str {
+    match return_to {
+        "/lesson" => "/lesson",
+        _ => "/",
+    }
+}
+
 impl IntoResponse for Redirect {
     fn into_response(self) -> Response {
         let mut res = StatusCode::SEE_OTHER.into_response();
@@ -129,6 +138,14 @@ impl IntoResponse for Redirect {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn forms_return_only_to_known_pages() {
+        assert_eq!(back_to("/lesson"), "/lesson");
+        assert_eq!(back_to(""), "/");
+        assert_eq!(back_to("https://evil.example/"), "/");
+        assert_eq!(back_to("//evil.example"), "/");
+    }
 
     #[test]
     fn round_trips_through_the_cookie() {

@@ -9,23 +9,11 @@ use crate::http::error::LoggedError;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
+use service_runtime::prometheus::{self, DURATION_BUCKETS, Histogram, escape};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-
-/// Histogram bucket bounds in seconds.
-const BUCKETS: [f64; 11] = [
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
-
-#[derive(Default)]
-struct Histogram {
-    /// Non-cumulative counts per bucket; the last slot is +Inf.
-    counts: [u64; BUCKETS.len() + 1],
-    sum: f64,
-    count: u64,
-}
 
 #[derive(Default)]
 struct Registry {
@@ -48,17 +36,10 @@ impl HttpMetrics {
         *r.requests
             .entry((method.to_owned(), path.to_owned(), status))
             .or_default() += 1;
-        let h = r
-            .durations
+        r.durations
             .entry((method.to_owned(), path.to_owned()))
-            .or_default();
-        let slot = BUCKETS
-            .iter()
-            .position(|b| seconds <= *b)
-            .unwrap_or(BUCKETS.len());
-        h.counts[slot] += 1;
-        h.sum += seconds;
-        h.count += 1;
+            .or_insert_with(|| Histogram::new(&DURATION_BUCKETS))
+            .observe(seconds);
     }
 
     /// The Prometheus text exposition.
@@ -67,55 +48,32 @@ impl HttpMetrics {
         let Ok(r) = self.inner.lock() else {
             return out;
         };
-        out.push_str("# HELP http_requests_total HTTP requests by method, route and status.\n");
-        out.push_str("# TYPE http_requests_total counter\n");
+        prometheus::header(
+            &mut out,
+            "http_requests_total",
+            "counter",
+            "HTTP requests by method, route and status.",
+        );
         for ((method, path, status), n) in &r.requests {
             let _ = writeln!(
                 out,
                 "http_requests_total{{method=\"{}\",path=\"{}\",status=\"{status}\"}} {n}",
-                label(method),
-                label(path)
+                escape(method),
+                escape(path)
             );
         }
-        out.push_str(
-            "# HELP http_request_duration_seconds HTTP request latency by method and route.\n",
+        prometheus::header(
+            &mut out,
+            "http_request_duration_seconds",
+            "histogram",
+            "HTTP request latency by method and route.",
         );
-        out.push_str("# TYPE http_request_duration_seconds histogram\n");
         for ((method, path), h) in &r.durations {
-            let (m, p) = (label(method), label(path));
-            let mut cumulative = 0;
-            for (i, bound) in BUCKETS.iter().enumerate() {
-                cumulative += h.counts[i];
-                let _ = writeln!(
-                    out,
-                    "http_request_duration_seconds_bucket{{method=\"{m}\",path=\"{p}\",le=\"{bound}\"}} {cumulative}"
-                );
-            }
-            let _ = writeln!(
-                out,
-                "http_request_duration_seconds_bucket{{method=\"{m}\",path=\"{p}\",le=\"+Inf\"}} {}",
-                h.count
-            );
-            let _ = writeln!(
-                out,
-                "http_request_duration_seconds_sum{{method=\"{m}\",path=\"{p}\"}} {}",
-                h.sum
-            );
-            let _ = writeln!(
-                out,
-                "http_request_duration_seconds_count{{method=\"{m}\",path=\"{p}\"}} {}",
-                h.count
-            );
+            let labels = format!("method=\"{}\",path=\"{}\"", escape(method), escape(path));
+            h.render(&mut out, "http_request_duration_seconds", &labels);
         }
         out
     }
-}
-
-/// Escapes a label value (backslash, quote, newline).
-fn label(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 /// Middleware: times the request, counts it under its route template (`unmatched` for

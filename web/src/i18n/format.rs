@@ -171,16 +171,28 @@ mod tests {
             "送信対象が不足しています（現在5件、必要1,000件）"
         );
         assert_eq!(
-            format(EN.flash_bulk_created, &[("n", 1usize.into())]).unwrap(),
-            "Created 1 send job"
+            format(
+                EN.flash_bulk_created,
+                &[("n", 1usize.into()), ("queue", "high".into())]
+            )
+            .unwrap(),
+            "Created 1 send job (queue: high)"
         );
         assert_eq!(
-            format(EN.flash_bulk_created, &[("n", 1000usize.into())]).unwrap(),
-            "Created 1,000 send jobs"
+            format(
+                EN.flash_bulk_created,
+                &[("n", 1000usize.into()), ("queue", "default".into())]
+            )
+            .unwrap(),
+            "Created 1,000 send jobs (queue: default)"
         );
         assert_eq!(
-            format(JA.flash_bulk_created, &[("n", 1usize.into())]).unwrap(),
-            "1件の送信ジョブを作成しました"
+            format(
+                JA.flash_bulk_created,
+                &[("n", 1usize.into()), ("queue", "default".into())]
+            )
+            .unwrap(),
+            "1件の送信ジョブを作成しました（キュー: default）"
         );
         assert_eq!(
             format(

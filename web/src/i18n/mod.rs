@@ -6,10 +6,13 @@
 //!   one language does not build).
 //! - [`mod@format`]: filling placeholders (`{n}`, English plurals `{n:one|other}`), grouping
 //!   thousands. Templates reach texts through one checked function, `t("key", n=1)`.
+//! - [`zone`]: the display time zone (`DISPLAY_TIME_ZONE`/`TZ`, else Asia/Tokyo in Japanese
+//!   and UTC in English) and its name next to times.
 
 pub mod catalogue;
 pub mod format;
 pub mod negotiation;
+pub mod zone;
 
 pub use catalogue::{EN, JA, Texts};
 pub use format::{Arg, fill, thousands};

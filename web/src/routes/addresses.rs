@@ -1,10 +1,12 @@
-//! The address pages: the index (list, search, keyset pages, with the bulk-send panel),
+//! The address pages: the index (list, search, keyset pages, with the bulk-send panel as the
+//! visitor's flags allow, and the visitor cookie the flags are evaluated for),
 //! add, delete, and generating test addresses.
 
 use crate::domain::address::{Invalid, NewAddress};
+use crate::flags::visitor::Visitor;
 use crate::http::csrf::{self, CsrfToken};
 use crate::http::error::AppError;
-use crate::http::flash::{Flash, Redirect};
+use crate::http::flash::{Flash, Redirect, back_to};
 use crate::http::templates;
 use crate::i18n::{Arg, Lang, Texts, fill};
 use crate::services::bulk_send::parse_count;
@@ -49,11 +51,14 @@ struct BulkButton {
 
 pub(super) async fn index(
     State(state): State<AppState>,
+    headers: HeaderMap,
     Query(query): Query<IndexQuery>,
     csrf: CsrfToken,
+    visitor: Visitor,
     lang: Lang,
     flash: Option<Flash>,
 ) -> Result<Response, AppError> {
+    let plan = state.flags.plan(&visitor);
     let cursor = match (query.after, query.before) {
         (Some(id), _) => Cursor::After(id),
         (None, Some(id)) => Cursor::Before(id),
@@ -106,9 +111,19 @@ pub(super) async fn index(
             unleash_url => state.config.unleash_url,
             mail_catcher_url => state.config.mail_catcher_url,
             live => live,
+            plan => plan,
+            admin_url => super::sidekiq::admin_url(&state, &headers),
         },
     )?;
-    Ok(templates::page(html, &csrf, flash.is_some(), &nonce))
+    let mut res = templates::page(html, &csrf, flash.is_some(), &nonce);
+    if let Some(cookie) = visitor
+        .set_cookie()
+        .and_then(|c| axum::http::HeaderValue::from_str(&c).ok())
+    {
+        res.headers_mut()
+            .append(axum::http::header::SET_COOKIE, cookie);
+    }
+    Ok(res)
 }
 
 /// Rails' `form_with model: Email.new` field names.
@@ -217,6 +232,8 @@ async fn delete(state: AppState, id: i64, lang: Lang) -> Result<Redirect, AppErr
 pub(super) struct GenerateForm {
     authenticity_token: String,
     count: String,
+    /// `/lesson` when sent from the lesson guide's empty-state hint.
+    return_to: String,
 }
 
 pub(super) async fn generate(
@@ -227,11 +244,12 @@ pub(super) async fn generate(
 ) -> Result<Redirect, AppError> {
     csrf.verify(&form.authenticity_token)?;
     let t = lang.texts();
+    let back = back_to(&form.return_to);
     let count = match parse_count(&form.count) {
         Some(n) if (1..=GENERATE_MAX).contains(&n) => n,
         _ => {
             let msg = fill(t.flash_bad_generate, &[("max", Arg::from(GENERATE_MAX))]);
-            return Ok(Redirect::with_flash("/", Flash::alert(msg)));
+            return Ok(Redirect::with_flash(back, Flash::alert(msg)));
         }
     };
     let created = state
@@ -240,5 +258,5 @@ pub(super) async fn generate(
         .await?;
     tracing::info!(created, "test addresses generated");
     let msg = fill(t.flash_generated, &[("n", Arg::from(created))]);
-    Ok(Redirect::with_flash("/", Flash::notice(msg)))
+    Ok(Redirect::with_flash(back, Flash::notice(msg)))
 }

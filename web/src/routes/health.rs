@@ -3,6 +3,8 @@
 //! `/health` always answers 200 with per-check results: the seed uses it as the liveness
 //! probe too, and a Redis outage must not restart every web pod. `/health/ready` is the one
 //! that answers 503 while SQLite or Redis is unusable, taking the pod out of the Service.
+//! `/health` also says where the feature flags come from (`live`, `unreachable`,
+//! `not_configured`); Unleash being away never makes the web unready.
 
 use crate::state::AppState;
 use axum::Json;
@@ -61,6 +63,8 @@ pub(super) async fn health(State(state): State<AppState>) -> Json<Value> {
         "version": state.config.version,
         "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         "checks": { "database": word(db.ok), "redis": word(redis.ok) },
+        // Informational: without Unleash the flags take their defaults, nothing is degraded.
+        "flags": state.flags.source(),
     }))
 }
 

@@ -4,8 +4,10 @@ use crate::domain::mail_job::MailJob;
 use crate::http::error::AppError;
 use crate::i18n::Lang;
 use crate::services::live::{Live, LiveSources};
+use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Query, State};
+use axum::http::HeaderMap;
 use axum::http::header::CACHE_CONTROL;
 use axum::response::{Html, IntoResponse, Response};
 use minijinja::{Environment, context};
@@ -16,15 +18,18 @@ use std::sync::Arc;
 const MAX_JSON_LIMIT: usize = 100;
 
 pub(super) async fn progress(
+    State(state): State<AppState>,
     State(live): State<LiveSources>,
     State(templates): State<Arc<Environment<'static>>>,
+    headers: HeaderMap,
     lang: Lang,
 ) -> Result<Response, AppError> {
     let live: Live = live.snapshot().await?;
+    let admin_url = super::sidekiq::admin_url(&state, &headers);
     let html = crate::http::templates::render(
         &templates,
         "pages/_live.html",
-        context! { lang => lang.code(), live },
+        context! { lang => lang.code(), live, admin_url },
     )?;
     Ok(([(CACHE_CONTROL, "no-store")], Html(html)).into_response())
 }

@@ -4,9 +4,11 @@
 
 mod addresses;
 mod bulk_send;
+mod favicon;
 mod health;
 mod import;
 mod lang;
+mod lesson;
 mod live;
 mod sidekiq;
 
@@ -49,6 +51,11 @@ pub fn router(state: AppState) -> Router {
         .route("/progress", get(live::progress))
         .route("/mail_jobs.json", get(live::mail_jobs_json))
         .route("/lang/{code}", get(lang::switch))
+        .route("/lesson", get(lesson::page))
+        .route("/lesson/steps", get(lesson::steps))
+        .route("/lesson/start_over", post(lesson::start_over))
+        .route("/favicon.svg", get(favicon::svg))
+        .route("/favicon.ico", get(favicon::ico))
         .route("/health", get(health::health))
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))

@@ -33,6 +33,17 @@ pub(super) async fn redirect(
     Ok((StatusCode::FOUND, [(LOCATION, location)]).into_response())
 }
 
+/// The admin's `/sidekiq` as links on mail-web's pages reach it: on its own origin (the
+/// redirect's target), or mail-web's `/sidekiq` (which says how to set it up) when there is
+/// no admin or no usable `Host`.
+pub(super) fn admin_url(state: &AppState, headers: &HeaderMap) -> String {
+    state
+        .proxy
+        .as_ref()
+        .and_then(|_| state.admin.url_for(headers, "/sidekiq"))
+        .unwrap_or_else(|| "/sidekiq".into())
+}
+
 /// `/` on the admin origin: the dashboard.
 pub(super) async fn admin_home() -> Response {
     (StatusCode::FOUND, [(LOCATION, "/sidekiq/")]).into_response()

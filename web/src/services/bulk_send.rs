@@ -4,10 +4,11 @@
 //! recipients and jobs is in memory at a time (a 100,000-mail send adds about 9 MB), where
 //! building every job first cost 2.3 KB per job.
 
+use crate::flags::SendVariant;
 use crate::storage::addresses::{self, Recipient};
 use crate::storage::db::{Db, DbError, write_transaction};
 use crate::storage::mail_jobs;
-use crate::storage::sidekiq::{RedisError, SidekiqRedis};
+use crate::storage::sidekiq::{RedisError, SidekiqRedis, WriteRefusal};
 use mail_protocol::keys::progress as progress_key;
 use mail_protocol::{MailSenderArgs, SendId};
 
@@ -22,10 +23,36 @@ pub const QUEUES: [&str; 2] = [
 pub struct Request {
     /// Mails to send, 1..=max.
     pub count: usize,
-    /// One of [`QUEUES`].
-    pub queue: &'static str,
+    /// One of [`QUEUES`]; `None`: the experiment's arm decides ([`Request::in_arm`]).
+    pub queue: Option<&'static str>,
     /// The seed's "30% errors" simulation.
     pub simulate_error: bool,
+}
+
+/// Where a send's jobs go and which arm of the experiment it counts for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Routing {
+    /// The queue.
+    pub queue: &'static str,
+    /// `default` or `priority`; `None` when the request named its queue itself.
+    pub variant: Option<&'static str>,
+}
+
+impl Request {
+    /// The routing of this request for a visitor in `variant`: the queue the request named
+    /// (outside the experiment), else the arm's queue.
+    pub fn in_arm(&self, variant: SendVariant) -> Routing {
+        match self.queue {
+            Some(queue) => Routing {
+                queue,
+                variant: None,
+            },
+            None => Routing {
+                queue: variant.queue(),
+                variant: Some(variant.as_str()),
+            },
+        }
+    }
 }
 
 /// Why a form does not make a [`Request`].
@@ -41,8 +68,8 @@ pub enum Refused {
 }
 
 impl Request {
-    /// Reads the form's fields: `count` as `1000`, `1,000` or `1_000`; an empty queue means
-    /// `default`; `simulate_error` as Rails' `params[:simulate_error] == 'true'`, plus what
+    /// Reads the form's fields: `count` as `1000`, `1,000` or `1_000`; an empty queue leaves
+    /// the choice to the experiment; `simulate_error` as Rails' `params[:simulate_error] == 'true'`, plus what
     /// a checkbox sends.
     ///
     /// # Errors
@@ -58,13 +85,15 @@ impl Request {
             _ => return Err(Refused::BadCount { max }),
         };
         let queue = if queue.is_empty() {
-            mail_protocol::job::DEFAULT_QUEUE
+            None
         } else {
-            QUEUES
-                .iter()
-                .copied()
-                .find(|q| *q == queue)
-                .ok_or(Refused::BadQueue)?
+            Some(
+                QUEUES
+                    .iter()
+                    .copied()
+                    .find(|q| *q == queue)
+                    .ok_or(Refused::BadQueue)?,
+            )
         };
         Ok(Request {
             count,
@@ -101,6 +130,8 @@ pub enum Outcome {
     EnqueueFailed {
         /// `mail_jobs.id`.
         mail_job_id: i64,
+        /// Why.
+        reason: WriteRefusal,
     },
     /// Redis failed part way: `enqueued` jobs are in the queue (and will be sent), the rest
     /// are not; the record's total is what was enqueued.
@@ -111,6 +142,8 @@ pub enum Outcome {
         enqueued: usize,
         /// Asked for.
         asked: usize,
+        /// Why the rest were not enqueued.
+        reason: WriteRefusal,
     },
 }
 
@@ -118,18 +151,24 @@ pub enum Outcome {
 /// size. Memory per send is a few chunks, whatever the count.
 const CHUNK: usize = sidekiq_wire::client::BULK_CHUNK;
 
-/// Runs a bulk send: records it, then streams random recipients from SQLite to Redis a
-/// chunk at a time.
+/// Runs a bulk send routed by `routing`: records it, then streams random recipients from
+/// SQLite to Redis a chunk at a time.
 ///
 /// # Errors
 /// Database errors (Redis errors are an outcome).
-pub async fn run(db: &Db, redis: &SidekiqRedis, request: Request) -> Result<Outcome, DbError> {
+pub async fn run(
+    db: &Db,
+    redis: &SidekiqRedis,
+    request: Request,
+    routing: Routing,
+) -> Result<Outcome, DbError> {
     let started = std::time::Instant::now();
     let Request {
         count,
-        queue,
         simulate_error,
+        ..
     } = request;
+    let Routing { queue, variant } = routing;
     let instance = db.instance().id.clone();
     let row_instance = instance.clone();
     let created = db
@@ -139,7 +178,16 @@ pub async fn run(db: &Db, redis: &SidekiqRedis, request: Request) -> Result<Outc
             if have < count as i64 {
                 return Ok(Err(have));
             }
-            let created = mail_jobs::create(&tx, count, queue, simulate_error, &row_instance)?;
+            let created = mail_jobs::create(
+                &tx,
+                mail_jobs::NewSend {
+                    total: count,
+                    queue,
+                    variant,
+                    simulate_error,
+                    instance: &row_instance,
+                },
+            )?;
             tx.commit()?;
             Ok(Ok(created))
         })
@@ -160,7 +208,10 @@ pub async fn run(db: &Db, redis: &SidekiqRedis, request: Request) -> Result<Outc
             tracing::error!(mail_job_id, error.cause_chain = %e, "bulk send enqueue failed");
             db.call(move |c| mail_jobs::mark_enqueue_failed(c, mail_job_id))
                 .await?;
-            return Ok(Outcome::EnqueueFailed { mail_job_id });
+            return Ok(Outcome::EnqueueFailed {
+                mail_job_id,
+                reason: e.refusal(),
+            });
         }
         (enqueued, Some(e)) => {
             tracing::error!(mail_job_id, enqueued, asked = count, error.cause_chain = %e,
@@ -169,6 +220,7 @@ pub async fn run(db: &Db, redis: &SidekiqRedis, request: Request) -> Result<Outc
                 mail_job_id,
                 enqueued,
                 asked: count,
+                reason: e.refusal(),
             }
         }
         (enqueued, None) => Outcome::Enqueued {
@@ -181,16 +233,41 @@ pub async fn run(db: &Db, redis: &SidekiqRedis, request: Request) -> Result<Outc
         db.call(move |c| mail_jobs::set_total(c, mail_job_id, enqueued))
             .await?;
     }
+    if enqueued > 0 {
+        register(
+            redis,
+            &SendId::new(&send.instance, mail_job_id),
+            enqueued,
+            queue,
+        )
+        .await;
+    }
     tracing::info!(
         mail_job_id,
         job_id,
         count = enqueued,
         queue,
+        variant = variant.unwrap_or("-"),
         simulate_error,
         elapsed_ms = started.elapsed().as_millis() as u64,
         "bulk send enqueued"
     );
     Ok(outcome)
+}
+
+/// Tells the worker the send's real total, so jobs deleted before they ran (from the
+/// Sidekiq admin) end counted as cancelled instead of leaving the send pending forever.
+async fn register(redis: &SidekiqRedis, send: &SendId, total: usize, queue: &str) {
+    let send_for_read = send.clone();
+    let queue = queue.to_owned();
+    let registered = redis
+        .read(move |mut c| async move {
+            mail_protocol::progress::register_send(&mut c, &send_for_read, total, &queue).await
+        })
+        .await;
+    if let Err(e) = registered {
+        tracing::warn!(send = %send, error = %e, "could not register the send's total; deleted jobs will leave it pending");
+    }
 }
 
 /// What every job of one send carries.
@@ -277,13 +354,13 @@ mod tests {
             Request::parse("1,000", "", "true", 5_000),
             Ok(Request {
                 count: 1_000,
-                queue: "default",
+                queue: None,
                 simulate_error: true
             })
         );
         assert_eq!(
             Request::parse("10", "high", "", 5_000).map(|r| r.queue),
-            Ok("high")
+            Ok(Some("high"))
         );
         for bad in ["0", "5001", "-5", "abc", ""] {
             assert_eq!(
@@ -295,6 +372,27 @@ mod tests {
         assert_eq!(
             Request::parse("10", "low", "", 5_000),
             Err(Refused::BadQueue)
+        );
+    }
+
+    #[test]
+    fn the_arm_routes_unless_the_request_names_a_queue() {
+        let free = Request::parse("10", "", "", 100).unwrap();
+        assert_eq!(
+            free.in_arm(SendVariant::Priority),
+            Routing {
+                queue: "high",
+                variant: Some("priority")
+            }
+        );
+        assert_eq!(free.in_arm(SendVariant::Default).queue, "default");
+        let named = Request::parse("10", "default", "", 100).unwrap();
+        assert_eq!(
+            named.in_arm(SendVariant::Priority),
+            Routing {
+                queue: "default",
+                variant: None
+            }
         );
     }
 }

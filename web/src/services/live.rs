@@ -1,11 +1,15 @@
 //! The live panel: bulk-send progress merged from Redis, worker processes from the Sidekiq
-//! heartbeats, queue sizes and latency, totals, and the throughput sparkline.
+//! heartbeats (stale ones marked, CPU also in millicores and % of request), the local
+//! autoscaler's decision, queue sizes and latency, totals, and the throughput sparkline.
 //!
 //! Built for the first page render, the `/progress` fragment the page polls every second,
 //! and `/mail_jobs.json`, from exactly three sources ([`LiveSources`]): the database, the
 //! Sidekiq Redis and the throughput samples.
 
+use crate::domain::autoscaling::{self, AutoscalerView};
+use crate::domain::experiment::{self, ArmResult};
 use crate::domain::mail_job::{self, MailJob};
+use crate::flags::Flags;
 use crate::services::throughput::{self, Throughput};
 use crate::state::AppState;
 use crate::storage::db::{Db, DbError};
@@ -13,7 +17,9 @@ use crate::storage::mail_jobs;
 use crate::storage::sidekiq::SidekiqRedis;
 use axum::extract::FromRef;
 use mail_protocol::SendId;
+use mail_protocol::autoscaler::AutoscalerState;
 use serde::Serialize;
+use service_runtime::flags::FlagSource;
 use sidekiq_wire::overview::{QueueSummary, Totals};
 use sidekiq_wire::process::ProcessSnapshot;
 use std::sync::Arc;
@@ -21,6 +27,8 @@ use tokio_util::sync::CancellationToken;
 
 /// Bulk sends shown in the history (the seed shows 10).
 pub const HISTORY: usize = 10;
+/// Recent bulk sends the A/B results are computed over.
+pub const EXPERIMENT_WINDOW: usize = 100;
 
 /// One worker process, as the panel shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -39,15 +47,35 @@ pub struct Process {
     pub rss_mb: f64,
     /// CPU in percent of one core, if reported.
     pub cpu_percent: Option<f64>,
+    /// The same in millicores (what `kubectl top pod` shows).
+    pub cpu_millicores: Option<f64>,
+    /// The same in percent of the worker's CPU request (what `kubectl get hpa` shows), when
+    /// an autoscaler publishes the request.
+    pub cpu_percent_of_request: Option<f64>,
     /// Seconds since the last heartbeat.
     pub beat_age_secs: i64,
+    /// No heartbeat for over 15 s: stuck, cut off or gone.
+    pub stale: bool,
     /// Quieted.
     pub quiet: bool,
+    /// The autoscaler's phase for it (`starting`, `running`, `terminating`), if it runs it.
+    pub phase: Option<String>,
 }
 
 impl Process {
-    fn from_snapshot(p: ProcessSnapshot, now: f64) -> Self {
+    fn from_snapshot(p: ProcessSnapshot, now: f64, scaler: Option<&AutoscalerState>) -> Self {
+        let beat_age_secs = (now - p.beat).max(0.0).round() as i64;
+        let cpu_millicores = p.cpu_percent.map(autoscaling::millicores);
+        let usage = scaler.and_then(|s| {
+            s.workers
+                .iter()
+                .find(|w| autoscaling::same_worker(w, &p.identity, &p.info.hostname, p.info.pid))
+        });
         Process {
+            cpu_percent_of_request: cpu_millicores
+                .zip(scaler)
+                .and_then(|(m, s)| autoscaling::percent_of_request(m, s.cpu_request_millicores)),
+            phase: usage.map(|u| u.phase.clone()),
             hostname: p.info.hostname,
             pid: p.info.pid,
             tag: p.info.tag,
@@ -55,7 +83,9 @@ impl Process {
             concurrency: p.concurrency,
             rss_mb: p.rss_kb as f64 / 1024.0,
             cpu_percent: p.cpu_percent,
-            beat_age_secs: (now - p.beat).max(0.0).round() as i64,
+            cpu_millicores,
+            beat_age_secs,
+            stale: autoscaling::is_stale(beat_age_secs),
             quiet: p.quiet,
         }
     }
@@ -126,6 +156,14 @@ pub struct Live {
     pub sparkline: String,
     /// The latest one-second rate.
     pub rate_now: f64,
+    /// Where the flags come from (the banner shows unless live).
+    pub flags: FlagSource,
+    /// The A/B results over the last [`EXPERIMENT_WINDOW`] sends.
+    pub experiment: Vec<ArmResult>,
+    /// How many sends the results looked at (at most [`EXPERIMENT_WINDOW`]).
+    pub experiment_sends: usize,
+    /// The local autoscaler, when one runs.
+    pub autoscaler: Option<AutoscalerView>,
 }
 
 /// What the live panel reads from.
@@ -137,6 +175,8 @@ pub struct LiveSources {
     pub redis: Arc<SidekiqRedis>,
     /// Mails-per-second samples.
     pub throughput: Arc<Throughput>,
+    /// Whether the flags are live (for the banner).
+    pub flags: Flags,
 }
 
 impl FromRef<AppState> for LiveSources {
@@ -145,6 +185,7 @@ impl FromRef<AppState> for LiveSources {
             db: s.db.clone(),
             redis: s.redis.clone(),
             throughput: s.throughput.clone(),
+            flags: s.flags.clone(),
         }
     }
 }
@@ -158,13 +199,16 @@ impl LiveSources {
     pub async fn mail_jobs(&self, limit: usize) -> Result<(Vec<MailJob>, bool), DbError> {
         let stored = self.db.call(move |c| mail_jobs::recent(c, limit)).await?;
         let ids: Vec<SendId> = stored.iter().map(|j| j.send_id.clone()).collect();
-        let live = self.redis.progress(ids).await;
+        let live = self.redis.progress_and_last_change(ids).await;
         let redis_ok = live.is_ok();
         let live = live.unwrap_or_default();
         let merged: Vec<MailJob> = stored
             .iter()
             .enumerate()
-            .map(|(i, s)| mail_job::merge(s, live.get(i).copied()))
+            .map(|(i, s)| {
+                let (progress, last_change) = live.get(i).copied().unzip();
+                mail_job::merge(s, progress, last_change.flatten())
+            })
             .collect();
         let changed: Vec<MailJob> = stored
             .iter()
@@ -183,26 +227,49 @@ impl LiveSources {
     /// # Errors
     /// Database errors.
     pub async fn snapshot(&self) -> Result<Live, DbError> {
-        let (jobs, jobs_redis_ok) = self.mail_jobs(HISTORY).await?;
+        let (mut jobs, jobs_redis_ok) = self.mail_jobs(EXPERIMENT_WINDOW).await?;
+        let experiment = experiment::results(&jobs);
+        let experiment_sends = jobs.len();
+        jobs.truncate(HISTORY);
+        let flags = self.flags.source();
         let now = sidekiq_wire::Timestamp::now().as_secs();
         let dashboard = self.redis.dashboard().await;
         let rates = self.throughput.rates();
         let sparkline = throughput::sparkline_svg(&rates);
         let rate_now = rates.last().copied().unwrap_or(0.0);
         Ok(match dashboard {
-            Ok(d) => Live {
-                jobs,
-                redis_ok: jobs_redis_ok,
-                processes: d
+            Ok(d) => {
+                let scaler = d.autoscaler;
+                let listed: Vec<(String, String, u32)> = d
+                    .processes
+                    .iter()
+                    .map(|p| (p.identity.clone(), p.info.hostname.clone(), p.info.pid))
+                    .collect();
+                let processes: Vec<Process> = d
                     .processes
                     .into_iter()
-                    .map(|p| Process::from_snapshot(p, now))
-                    .collect(),
-                queues: d.queues.into_iter().map(Queue::from).collect(),
-                totals: Some(d.totals.into()),
-                sparkline,
-                rate_now,
-            },
+                    .map(|p| Process::from_snapshot(p, now, scaler.as_ref()))
+                    .collect();
+                Live {
+                    jobs,
+                    redis_ok: jobs_redis_ok,
+                    processes,
+                    queues: d.queues.into_iter().map(Queue::from).collect(),
+                    totals: Some(d.totals.into()),
+                    sparkline,
+                    rate_now,
+                    flags,
+                    experiment,
+                    experiment_sends,
+                    autoscaler: scaler.map(|s| {
+                        AutoscalerView::new(s, now, |w| {
+                            listed
+                                .iter()
+                                .any(|(id, host, pid)| autoscaling::same_worker(w, id, host, *pid))
+                        })
+                    }),
+                }
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "redis unavailable for the live panel");
                 Live {
@@ -213,6 +280,10 @@ impl LiveSources {
                     totals: None,
                     sparkline,
                     rate_now,
+                    flags,
+                    experiment,
+                    experiment_sends,
+                    autoscaler: None,
                 }
             }
         })

@@ -33,6 +33,14 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0003_create_instance",
         include_str!("../../../migrations/0003_create_instance.sql"),
     ),
+    (
+        "0004_mail_jobs_variant",
+        include_str!("../../../migrations/0004_mail_jobs_variant.sql"),
+    ),
+    (
+        "0005_mail_jobs_cancelled",
+        include_str!("../../../migrations/0005_mail_jobs_cancelled.sql"),
+    ),
 ];
 
 /// Idle connections kept for reuse; more are opened on demand under load.

@@ -166,10 +166,71 @@ async fn redis_down_is_a_clear_message_and_a_failed_send() {
     let res = app.post_form("/emails/bulk_send", &[("count", "5")]).await;
     let page = app.follow(res).await;
     assert!(
-        page.contains("ジョブを登録できませんでした（Redis に接続できません）"),
+        page.contains("ジョブを登録できませんでした: Redis に接続できません"),
         "{page}"
     );
     assert!(page.contains("Redis に接続できません"));
     let jobs = crate::support::json(app.get("/mail_jobs.json").await).await;
     assert_eq!(jobs[0]["status"], "failed");
+}
+
+#[tokio::test]
+async fn redis_out_of_memory_part_way_says_how_many_and_why() {
+    let app = TestApp::with_redis().await;
+    app.post_form("/emails/generate", &[("count", "5000")])
+        .await;
+    // Room for about a third of 5,000 jobs, then Redis answers OOM (the noeviction policy
+    // Sidekiq needs).
+    let mut c = app.redis().conn().await;
+    let info: String = redis::cmd("INFO")
+        .arg("memory")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let used: u64 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    for (k, v) in [
+        ("maxmemory-policy", "noeviction".to_string()),
+        ("maxmemory", (used + 600_000).to_string()),
+    ] {
+        let _: () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg(k)
+            .arg(v)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+    }
+    let res = app
+        .post_form("/emails/bulk_send", &[("count", "5000")])
+        .await;
+    let page = app.follow(res).await;
+    let queued = queue_payloads(&app, "default").await.len();
+    assert!(queued > 0 && queued < 5000, "{queued} queued");
+    let told = format!(
+        "5,000件中 {}件だけ送信ジョブを登録しました",
+        thousands(queued)
+    );
+    assert!(page.contains(&told), "{told} in {page}");
+    assert!(page.contains("Redis のメモリが上限（maxmemory）に達しています"), "{page}");
+    // The record counts what is really queued, so the send can complete.
+    let jobs = crate::support::json(app.get("/mail_jobs.json").await).await;
+    assert_eq!(jobs[0]["total_count"], queued);
+}
+
+fn thousands(n: usize) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, ch) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
 }

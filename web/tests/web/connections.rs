@@ -130,12 +130,17 @@ async fn connections_over_the_limit_are_refused_at_once_and_the_limit_frees_up()
     for _ in 0..20 {
         idle.push(TcpStream::connect(web.addr()).await.unwrap());
     }
-    // Let the server accept them all before the one too many.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let refused = tokio::time::timeout(Duration::from_secs(5), web.raw("/health/live"))
-        .await
-        .expect("refused at once, not left waiting")
-        .unwrap();
+    // The server accepts the 20 in its own time (slowly on a busy machine): until it has, the
+    // one too many may still be served; once it has, it is refused at once.
+    let refused =
+        test_services::wait_until(Duration::from_secs(10), "the 21st refused", || async {
+            let reply = tokio::time::timeout(Duration::from_secs(5), web.raw("/health/live"))
+                .await
+                .expect("answered at once, not left waiting")
+                .unwrap();
+            reply.starts_with("HTTP/1.1 503").then_some(reply)
+        })
+        .await;
     assert!(refused.starts_with("HTTP/1.1 503"), "{refused}");
     assert!(refused.contains("too many connections"));
     // The silent ones are cut off by the header deadline; then there is room again.

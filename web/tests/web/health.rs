@@ -12,6 +12,7 @@ async fn health_ready_and_live_follow_redis() {
     assert_eq!(h["status"], "ok");
     assert_eq!(h["checks"]["database"], "ok");
     assert_eq!(h["checks"]["redis"], "ok");
+    assert_eq!(h["flags"], "not_configured");
     assert_eq!(h["version"], env!("CARGO_PKG_VERSION"));
     assert!(h["timestamp"].as_str().unwrap().ends_with('Z'));
     assert_eq!(app.get("/health/ready").await.status(), StatusCode::OK);

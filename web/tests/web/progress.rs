@@ -85,7 +85,12 @@ async fn failures_make_a_failed_send() {
     let j = first_job(&app).await;
     assert_eq!(j["status"], "failed");
     assert_eq!(j["failed_count"], 3);
-    assert!(text(app.get("/progress").await).await.contains("失敗あり"));
+    // 7 of 10 delivered: "completed with failures" (the stored status stays `failed`).
+    assert!(
+        text(app.get("/progress").await)
+            .await
+            .contains("完了（一部失敗）")
+    );
 }
 
 #[tokio::test]
@@ -153,6 +158,54 @@ async fn the_page_polls_with_a_nonced_inline_script() {
         .and_then(|s| s.split('\'').next())
         .unwrap();
     assert!(page.contains(&format!("<script nonce=\"{nonce}\">")));
-    assert!(page.contains("fetch(\"/progress\""));
+    assert!(page.contains("|| \"/progress\"") && page.contains("fetch(url"));
     assert!(!page.contains("<script src="), "no external scripts");
+}
+
+#[tokio::test]
+async fn jobs_deleted_in_the_admin_end_the_send_as_cancelled_and_stay_counted() {
+    let app = TestApp::with_redis().await;
+    app.seed(10).await;
+    app.post_form("/emails/bulk_send", &[("count", "10")]).await;
+    // The worker found 6 of the 10 jobs deleted from the admin (a queue deleted) after 4
+    // had been delivered: it counts them cancelled in the send's hash.
+    let mut c = app.redis().conn().await;
+    let _: () = c
+        .hset_multiple(
+            progress_key(&app, 1),
+            &[
+                ("sent", 4),
+                ("failed", 0),
+                ("retrying", 0),
+                ("cancelled", 6),
+            ],
+        )
+        .await
+        .unwrap();
+    let j = first_job(&app).await;
+    assert_eq!(j["status"], "completed", "{j}");
+    assert_eq!(
+        (j["sent_count"].clone(), j["cancelled_count"].clone()),
+        (4.into(), 6.into())
+    );
+    assert_eq!(j["progress_percentage"], 100.0);
+    let fragment = text(app.get("/progress").await).await;
+    assert!(fragment.contains("取り消し 6 件"), "{fragment}");
+
+    // Everything cancelled before the worker ran any: the send reads "cancelled".
+    let _: () = c
+        .hset_multiple(progress_key(&app, 1), &[("sent", 0), ("cancelled", 10)])
+        .await
+        .unwrap();
+    let fragment = text(app.get("/progress").await).await;
+    assert!(fragment.contains("status_cancelled"), "{fragment}");
+    assert!(fragment.contains("取り消し 10 件"));
+
+    // Redis forgets: the stored copy keeps the cancelled count.
+    let _: () = c.del(progress_key(&app, 1)).await.unwrap();
+    let j = first_job(&app).await;
+    assert_eq!(
+        (j["status"].clone(), j["cancelled_count"].clone()),
+        ("completed".into(), 10.into())
+    );
 }

@@ -4,6 +4,7 @@
 use crate::support::{TestApp, text};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use service_runtime::config::Secret;
 use std::time::Duration;
 use test_services::{RedisServer, SidekiqWeb};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -284,7 +285,7 @@ async fn the_proxy_forwards_neither_forwarded_headers_nor_mail_webs_credentials_
     let app = TestApp::with(
         |c| {
             c.sidekiq_web_url = Some(format!("http://127.0.0.1:{port}"));
-            c.basic_auth = Some(("admin".into(), "s3cret".into()));
+            c.basic_auth = Some(("admin".into(), Secret::new("s3cret")));
         },
         None,
     )

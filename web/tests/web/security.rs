@@ -4,6 +4,7 @@ use crate::support::{TestApp, text};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use base64::Engine;
+use service_runtime::config::Secret;
 
 /// The urlencoded forms; the multipart upload is checked below.
 const FORM_POSTS: [&str; 4] = [
@@ -90,7 +91,7 @@ fn basic(user: &str, pass: &str) -> String {
 #[tokio::test]
 async fn basic_auth_guards_everything_but_health_and_metrics() {
     let app = TestApp::with(
-        |c| c.basic_auth = Some(("admin".into(), "s3cret".into())),
+        |c| c.basic_auth = Some(("admin".into(), Secret::new("s3cret"))),
         None,
     )
     .await;

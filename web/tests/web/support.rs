@@ -63,7 +63,7 @@ impl TestApp {
             use base64::Engine;
             format!(
                 "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
+                base64::engine::general_purpose::STANDARD.encode(format!("{u}:{}", p.expose()))
             )
         });
         let state = AppState::new(cfg).unwrap();

@@ -52,6 +52,16 @@ pub enum Performed {
     Done,
 }
 
+/// The class name to label metrics with: a class we have a handler for, or `unknown`, so a
+/// stream of made-up class names cannot grow `/metrics` without bound.
+pub fn metrics_label(class: &str) -> &'static str {
+    match class {
+        mail_protocol::job::CLASS => mail_protocol::job::CLASS,
+        NOOP_CLASS => NOOP_CLASS,
+        _ => "unknown",
+    }
+}
+
 /// Runs `job` with the handler for its class.
 ///
 /// # Errors

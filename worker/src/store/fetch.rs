@@ -7,8 +7,12 @@
 //! process already recovered it) writes nothing, so a job is never both requeued and retried.
 
 use crate::queues::QueueSet;
+use mail_protocol::keys as mailkeys;
+use mail_protocol::progress::{PROGRESS_TTL_SECS, TRANSITION_LUA};
+use mail_protocol::{MailSenderArgs, SendId};
 use redis::aio::ConnectionLike;
 use redis::{Script, Value};
+use sidekiq_wire::keys;
 use std::sync::LazyLock;
 use std::time::Duration;
 
@@ -37,14 +41,48 @@ impl Lease {
     }
 }
 
+/// Lua `bury(list, job, dead, cfg)`: takes an oversized job out of `list` and stores it in the
+/// dead set with the reason appended, counting it as failed for its send — all in Redis, so the
+/// worker never reads the payload. `cfg`: now, dead cutoff, max, progress TTL, and the key
+/// prefixes of delivery states, progress and retrying hashes, and the retrying index.
+const BURY_LUA: &str = r#"
+local function bury(list, job, dead, cfg)
+  redis.call('LREM', list, 1, job)
+  local entry = job
+  local ok, decoded = pcall(cjson.decode, job)
+  if ok and type(decoded) == 'table' and string.sub(job, -1) == '}' then
+    -- Later keys win in Ruby's and serde's JSON readers: the reason is what the Web UI shows.
+    entry = string.sub(job, 1, -2) .. ',"error_class":"PayloadTooLargeError","error_message":"the payload is ' .. #job .. ' bytes, over MAX_PAYLOAD_BYTES (' .. cfg.max .. '); it was never run","failed_at":' .. cfg.now .. ',"retry_count":0}'
+    local send = send_id_of(decoded)
+    if send and type(decoded['jid']) == 'string' then
+      transition(cfg.jid_prefix .. decoded['jid'], cfg.progress_prefix .. send, cfg.retrying_prefix .. send, cfg.index, decoded['jid'], send, 'dead', cfg.ttl, '1', '', '')
+    end
+  end
+  redis.call('ZADD', dead, cfg.now, entry)
+  redis.call('ZREMRANGEBYSCORE', dead, '-inf', cfg.cutoff)
+  redis.call('ZREMRANGEBYRANK', dead, 0, -10000)
+end
+local cfg = {now = ARGV[1], cutoff = ARGV[2], max = tonumber(ARGV[3]), ttl = ARGV[4],
+  jid_prefix = ARGV[5], progress_prefix = ARGV[6], retrying_prefix = ARGV[7], index = ARGV[8]}
+"#;
+
 /// For each requested slot, try the preferred queue, then the others in configured order.
-/// KEYS: (queue key, in-progress key) per queue. ARGV: preferred queue index per slot.
-static FETCH: LazyLock<Script> = LazyLock::new(|| Script::new(FETCH_LUA));
+/// A job over the size limit is buried in the dead set instead of returned (its index is
+/// returned negated, with its size).
+/// KEYS: (queue key, in-progress key) per queue, then `dead`. ARGV: cfg, then the preferred
+/// queue index per slot.
+static FETCH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{TRANSITION_LUA}{SEND_ID_LUA}{BURY_LUA}{FETCH_LUA}",
+        SEND_ID_LUA = MailSenderArgs::SEND_ID_LUA
+    ))
+});
 
 const FETCH_LUA: &str = r"
-local n = #KEYS / 2
+local dead = KEYS[#KEYS]
+local n = (#KEYS - 1) / 2
 local out = {}
-for s = 1, #ARGV do
+for s = 9, #ARGV do
   local p = tonumber(ARGV[s])
   local job = redis.call('LMOVE', KEYS[2*p-1], KEYS[2*p], 'RIGHT', 'LEFT')
   local from = p
@@ -57,11 +95,69 @@ for s = 1, #ARGV do
     end
   end
   if not job then break end
-  out[#out+1] = from
-  out[#out+1] = job
+  if #job > cfg.max then
+    bury(KEYS[2*from], job, dead, cfg)
+    out[#out+1] = -from
+    out[#out+1] = tostring(#job)
+  else
+    out[#out+1] = from
+    out[#out+1] = job
+  end
 end
 return out
 ";
+
+/// KEYS: in-progress list, `dead`. ARGV: cfg, the size of the job a blocking fetch just put at
+/// the head of the list. Buries it (by position: the payload stays in Redis).
+static BURY_HEAD: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{TRANSITION_LUA}{SEND_ID_LUA}{BURY_LUA}{BURY_HEAD_LUA}",
+        SEND_ID_LUA = MailSenderArgs::SEND_ID_LUA
+    ))
+});
+
+const BURY_HEAD_LUA: &str = r"
+local job = redis.call('LINDEX', KEYS[1], 0)
+if job and #job == tonumber(ARGV[9]) then
+  bury(KEYS[1], job, KEYS[2], cfg)
+  return 1
+end
+return 0
+";
+
+/// How big a payload the worker accepts (`MAX_PAYLOAD_BYTES`), and what it needs to bury a
+/// bigger one.
+#[derive(Debug, Clone, Copy)]
+pub struct SizeLimit {
+    /// Largest payload in bytes.
+    pub max: usize,
+    /// Now, float seconds (the dead set's score).
+    pub now: f64,
+}
+
+impl SizeLimit {
+    fn cfg(&self, invocation: &mut redis::ScriptInvocation<'_>) {
+        // Written into the payload as JSON: a decimal point keeps it float seconds.
+        invocation
+            .arg(format!("{:.6}", self.now))
+            .arg(self.now - keys::DEAD_TIMEOUT_SECS)
+            .arg(self.max)
+            .arg(PROGRESS_TTL_SECS)
+            .arg(mailkeys::delivery(""))
+            .arg(mailkeys::progress(&SendId::from_stored(String::new())))
+            .arg(mailkeys::retrying(&SendId::from_stored(String::new())))
+            .arg(mailkeys::RETRYING_INDEX);
+    }
+}
+
+/// What one fetch brought.
+#[derive(Debug, Default)]
+pub struct Fetched {
+    /// Jobs to run.
+    pub leases: Vec<Lease>,
+    /// Sizes of jobs over the limit that went straight to the dead set.
+    pub oversized: Vec<(String, usize)>,
+}
 
 /// Takes up to `first_choices.len()` jobs without waiting: slot `s` tries queue
 /// `first_choices[s]` (an index into `queues`) first, then the others in order.
@@ -72,34 +168,49 @@ pub async fn take<C: ConnectionLike + Send>(
     conn: &mut C,
     queues: &QueueSet,
     first_choices: &[usize],
-) -> redis::RedisResult<Vec<Lease>> {
+    limit: SizeLimit,
+) -> redis::RedisResult<Fetched> {
     let mut invocation = FETCH.prepare_invoke();
     for q in queues.all() {
         invocation.key(&q.key).key(&q.inprogress);
     }
+    invocation.key(keys::DEAD);
+    limit.cfg(&mut invocation);
     for p in first_choices {
         invocation.arg(p + 1);
     }
     let raw: Vec<Value> = invocation.invoke_async(conn).await?;
-    let mut out = Vec::with_capacity(raw.len() / 2);
+    let mut out = Fetched::default();
     for pair in raw.chunks(2) {
         let (Some(idx), Some(payload)) = (pair.first(), pair.get(1)) else {
             continue;
         };
-        let idx: usize = redis::from_redis_value_ref(idx)?;
-        let payload: Vec<u8> = redis::from_redis_value_ref(payload)?;
-        if let Some(q) = idx.checked_sub(1).and_then(|i| queues.get(i)) {
-            out.push(Lease {
-                queue: q.name.clone(),
-                list: q.inprogress.clone(),
-                payload,
-            });
+        let idx: i64 = redis::from_redis_value_ref(idx)?;
+        let Some(q) = usize::try_from(idx.unsigned_abs())
+            .ok()
+            .and_then(|i| i.checked_sub(1))
+            .and_then(|i| queues.get(i))
+        else {
+            continue;
+        };
+        if idx < 0 {
+            let size: String = redis::from_redis_value_ref(payload)?;
+            out.oversized
+                .push((q.name.clone(), size.parse().unwrap_or_default()));
+            continue;
         }
+        out.leases.push(Lease {
+            queue: q.name.clone(),
+            list: q.inprogress.clone(),
+            payload: redis::from_redis_value_ref(payload)?,
+        });
     }
     Ok(out)
 }
 
 /// Waits up to `block` for a job in queue `index` (`BLMOVE`), on a connection of its own.
+/// A job over the limit that arrives meanwhile is read once (a blocking move returns what it
+/// moves) and buried at once, by position.
 ///
 /// # Errors
 /// Redis errors.
@@ -108,9 +219,11 @@ pub async fn wait_for_one<C: ConnectionLike + Send>(
     queues: &QueueSet,
     index: usize,
     block: Duration,
-) -> redis::RedisResult<Option<Lease>> {
+    limit: SizeLimit,
+) -> redis::RedisResult<Fetched> {
+    let mut out = Fetched::default();
     let Some(q) = queues.get(index) else {
-        return Ok(None);
+        return Ok(out);
     };
     let got: Option<Vec<u8>> = redis::cmd("BLMOVE")
         .arg(&q.key)
@@ -120,11 +233,26 @@ pub async fn wait_for_one<C: ConnectionLike + Send>(
         .arg(block.as_secs_f64())
         .query_async(conn)
         .await?;
-    Ok(got.map(|payload| Lease {
+    let Some(payload) = got else {
+        return Ok(out);
+    };
+    if payload.len() > limit.max {
+        let size = payload.len();
+        drop(payload);
+        let mut invocation = BURY_HEAD.prepare_invoke();
+        invocation.key(&q.inprogress).key(keys::DEAD);
+        limit.cfg(&mut invocation);
+        invocation.arg(size);
+        invocation.invoke_async::<i64>(conn).await?;
+        out.oversized.push((q.name.clone(), size));
+        return Ok(out);
+    }
+    out.leases.push(Lease {
         queue: q.name.clone(),
         list: q.inprogress.clone(),
         payload,
-    }))
+    });
+    Ok(out)
 }
 
 /// KEYS: in-progress list, queue. ARGV: payload. Gives one job that nobody runs back to the

@@ -28,7 +28,7 @@ static COMPLETE: LazyLock<Script> =
 const COMPLETE_LUA: &str = r"
 if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then
   if ARGV[5] == 'sent' then
-    transition(KEYS[3], KEYS[4], KEYS[6], KEYS[7], ARGV[9], ARGV[10], ARGV[5], ARGV[6], ARGV[8], '')
+    transition(KEYS[3], KEYS[4], KEYS[6], KEYS[7], ARGV[9], ARGV[10], ARGV[5], ARGV[6], ARGV[8], '', '')
   end
   return 0
 end
@@ -43,7 +43,7 @@ elseif action == 'requeue' then
   redis.call('RPUSH', KEYS[5], ARGV[1])
 end
 if ARGV[5] ~= '' then
-  transition(KEYS[3], KEYS[4], KEYS[6], KEYS[7], ARGV[9], ARGV[10], ARGV[5], ARGV[6], ARGV[8], '')
+  transition(KEYS[3], KEYS[4], KEYS[6], KEYS[7], ARGV[9], ARGV[10], ARGV[5], ARGV[6], ARGV[8], '', ARGV[3])
 end
 return 1
 ";

@@ -7,6 +7,9 @@
 
 use crate::clock::Clock;
 use crate::unreadable::{Unreadable, dead_entry_for_bytes, read_job};
+use mail_protocol::MailSenderArgs;
+use mail_protocol::keys as mailkeys;
+use mail_protocol::progress::REQUEUED;
 use redis::Script;
 use redis::aio::ConnectionLike;
 use sidekiq_wire::{Timestamp, keys};
@@ -78,6 +81,24 @@ pub async fn enqueue_due<C: ConnectionLike + Send>(
     }
 }
 
+/// Lua: if the jid is in the send's retrying hash, it is back in a queue now.
+const MARK_REQUEUED_LUA: &str = "if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end return 0";
+
+/// Tells the progress reconciliation that a retrying mail job is waiting in its queue again
+/// (so a long backlog in front of it never makes it look lost).
+fn mark_requeued(pipe: &mut redis::Pipeline, job: &sidekiq_wire::Job) {
+    let Some(send) = MailSenderArgs::from_job(job).ok().and_then(|a| a.send_id()) else {
+        return;
+    };
+    pipe.cmd("EVAL")
+        .arg(MARK_REQUEUED_LUA)
+        .arg(1)
+        .arg(mailkeys::retrying(&send))
+        .arg(job.jid())
+        .arg(REQUEUED)
+        .ignore();
+}
+
 /// Pushes staged members to their queues and takes them off the staging list, in one MULTI.
 async fn push<C: ConnectionLike + Send>(
     conn: &mut C,
@@ -91,6 +112,9 @@ async fn push<C: ConnectionLike + Send>(
     for raw in members {
         match read_job(raw) {
             Ok(mut job) => {
+                if set == keys::RETRY {
+                    mark_requeued(&mut pipe, &job);
+                }
                 let queue = job
                     .queue()
                     .filter(|q| sidekiq_wire::client::valid_queue_name(q))

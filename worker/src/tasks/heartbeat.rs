@@ -5,6 +5,7 @@
 use crate::busy::Busy;
 use crate::clock::Clock;
 use crate::control::{Control, Signal};
+use crate::flags::Pause;
 use crate::health::Health;
 use crate::identity::Identity;
 use crate::metrics::Metrics;
@@ -42,6 +43,8 @@ pub struct Heartbeat {
     pub clock: Clock,
     /// Set once the first beat went through.
     pub first_beat: watch::Sender<bool>,
+    /// The `mail_delivery_paused` flag: a paused process shows as quiet on the Busy page.
+    pub pause: Pause,
 }
 
 impl Heartbeat {
@@ -85,7 +88,7 @@ impl Heartbeat {
             identity: &self.identity.name,
             info_json: &self.identity.info_json,
             work: &work,
-            quiet: self.control.is_quiet(),
+            quiet: self.control.is_quiet() || self.pause.is_paused(),
             concurrency: self.concurrency,
             usage,
             cpu_percent: cpu,

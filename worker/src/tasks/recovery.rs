@@ -84,11 +84,20 @@ impl Recovery {
             tokio::time::sleep(Duration::from_secs_f64((base * jitter).max(0.1))).await;
             self.recover_once().await;
             let mut conn = self.redis.clone();
-            match progress::reconcile(&mut conn, &mut suspects).await {
-                Ok(lost) if !lost.is_empty() => {
-                    tracing::info!(jobs = lost.len(), jids = ?lost, "retrying jobs removed outside the worker (Web UI Kill/Delete) now count as failed");
+            match progress::reconcile(&mut conn, &self.identity, self.interval, &mut suspects).await
+            {
+                Ok(r) => {
+                    if !r.lost.is_empty() {
+                        tracing::info!(jobs = r.lost.len(), jids = ?r.lost, "retrying jobs removed outside the worker (Web UI Kill/Delete) now count as failed");
+                    }
+                    for (send, n) in &r.cancelled {
+                        tracing::info!(
+                            send,
+                            jobs = n,
+                            "queued jobs deleted before they ran now count as cancelled"
+                        );
+                    }
                 }
-                Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "progress reconciliation failed; will retry"),
             }
         }

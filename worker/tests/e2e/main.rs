@@ -12,6 +12,7 @@ mod delivery;
 mod failures;
 mod faults;
 mod no_loss;
+mod pause;
 mod rust_producer;
 mod webui;
 
@@ -58,7 +59,7 @@ pub async fn stepper(s: &Settings) -> Stepper {
 pub async fn step(stepper: &Stepper) -> Processed {
     match stepper.process_one().await.unwrap() {
         Step::Processed(p) => p,
-        Step::QueueEmpty => panic!("expected a job, every queue is empty"),
+        other => panic!("expected a job to run, got {other:?}"),
     }
 }
 

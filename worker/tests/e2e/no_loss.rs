@@ -281,57 +281,54 @@ async fn a_stop_during_a_redis_outage_ends_in_time_and_keeps_the_running_job() {
     );
 }
 
-/// Two worker processes sharing the burst.
-fn two_workers(env: &[(&'static str, String)]) -> (tokio::process::Child, tokio::process::Child) {
-    (spawn_binary(env), spawn_binary(env))
-}
-
 /// How long the faults below last: longer than a heartbeat lives (60 s), so every heartbeat
 /// that could not be written has expired when the fault ends.
 const LONGER_THAN_A_HEARTBEAT: Duration = Duration::from_secs(70);
 
+/// Two worker processes sharing a 2,000-job burst counted under `id`, well under way.
+async fn two_workers_mid_burst(
+    redis: &RedisServer,
+    id: i64,
+    extra_env: &[(&'static str, &str)],
+) -> (SmtpServer, tokio::process::Child, tokio::process::Child) {
+    let smtp = slow_smtp().await;
+    ruby_push_mail(redis, JOBS, id, "default", false).await;
+    let mut env = binary_env(redis, smtp.port());
+    env.extend(extra_env.iter().map(|(k, v)| (*k, (*v).to_owned())));
+    let (a, b) = (spawn_binary(&env), spawn_binary(&env));
+    wait_for_some(&smtp).await;
+    (smtp, a, b)
+}
+
 #[tokio::test]
 async fn a_hung_redis_makes_no_duplicates_with_two_workers() {
     let redis = RedisServer::start();
-    let smtp = slow_smtp().await;
-    ruby_push_mail(&redis, JOBS, 41, "default", false).await;
-    let (_a, _b) = two_workers(&binary_env(&redis, smtp.port()));
-    wait_for_some(&smtp).await;
+    let (smtp, _a, _b) = two_workers_mid_burst(&redis, 41, &[]).await;
     redis.pause();
     tokio::time::sleep(LONGER_THAN_A_HEARTBEAT).await;
     redis.resume();
-    let duplicates = assert_all_delivered_once(&redis, &smtp, 41, 0).await;
-    assert_eq!(duplicates, 0);
+    assert_eq!(assert_all_delivered_once(&redis, &smtp, 41, 0).await, 0);
 }
 
 #[tokio::test]
 async fn a_redis_restarted_after_a_long_outage_makes_no_duplicates_with_two_workers() {
     let mut redis = RedisServer::start_persistent();
-    let smtp = slow_smtp().await;
-    ruby_push_mail(&redis, JOBS, 42, "default", false).await;
-    let (_a, _b) = two_workers(&binary_env(&redis, smtp.port()));
-    wait_for_some(&smtp).await;
+    let (smtp, _a, _b) = two_workers_mid_burst(&redis, 42, &[]).await;
     redis.stop();
     tokio::time::sleep(LONGER_THAN_A_HEARTBEAT).await;
     redis.restart();
-    let duplicates = assert_all_delivered_once(&redis, &smtp, 42, 0).await;
-    assert_eq!(duplicates, 0);
+    assert_eq!(assert_all_delivered_once(&redis, &smtp, 42, 0).await, 0);
 }
 
 #[tokio::test]
 async fn a_worker_frozen_longer_than_its_heartbeat_makes_no_duplicates() {
     let redis = RedisServer::start();
-    let smtp = slow_smtp().await;
-    ruby_push_mail(&redis, JOBS, 43, "default", false).await;
-    let mut env = binary_env(&redis, smtp.port());
     // The other worker takes the frozen one's jobs after its heartbeat expires, but runs them
     // only after this grace: by then the frozen one has woken, finished them and said so.
-    env.push(("RECOVERY_GRACE", "30".into()));
-    let (frozen, _other) = two_workers(&env);
-    wait_for_some(&smtp).await;
+    let (smtp, frozen, _other) =
+        two_workers_mid_burst(&redis, 43, &[("RECOVERY_GRACE", "30")]).await;
     signal(&frozen, libc::SIGSTOP);
     tokio::time::sleep(LONGER_THAN_A_HEARTBEAT).await;
     signal(&frozen, libc::SIGCONT);
-    let duplicates = assert_all_delivered_once(&redis, &smtp, 43, 0).await;
-    assert_eq!(duplicates, 0);
+    assert_eq!(assert_all_delivered_once(&redis, &smtp, 43, 0).await, 0);
 }
