@@ -169,6 +169,31 @@ pub struct Results {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Interrupted, the run future is dropped: every child (Redis, the sink, processors) is
+    // killed on drop instead of being left behind.
+    tokio::select! {
+        r = run() => r,
+        _ = stop_signal() => anyhow::bail!("interrupted: stopped every process this run started"),
+    }
+}
+
+/// SIGTERM or Ctrl-C.
+async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let plan = Plan::parse(&args)?;
     let root = PathBuf::from(std::env::var("BENCH_ROOT").unwrap_or_else(|_| ".".into()));
