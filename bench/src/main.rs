@@ -297,6 +297,7 @@ async fn run() -> anyhow::Result<()> {
         }
     }
 
+    checkpoint(&out, &res, started);
     // 1b. Round trips per job: a short untimed drain of each with MONITOR watching.
     if plan.census {
         for &system in &plan.systems {
@@ -329,6 +330,7 @@ async fn run() -> anyhow::Result<()> {
         }
     }
 
+    checkpoint(&out, &res, started);
     // 2. Pickup latency at half of each system's measured capacity.
     if plan.pickup {
         for &system in &plan.systems {
@@ -361,6 +363,7 @@ async fn run() -> anyhow::Result<()> {
         }
     }
 
+    checkpoint(&out, &res, started);
     // 3. mail-worker with 1, 2, 4, 8 processes on one Redis.
     if plan.scaling && plan.systems.contains(&System::MailWorker) {
         for run in 0..plan.runs {
@@ -381,6 +384,7 @@ async fn run() -> anyhow::Result<()> {
         }
     }
 
+    checkpoint(&out, &res, started);
     // 4. RSS over a 1,000,000-job backlog.
     if plan.backlog && plan.systems.contains(&System::MailWorker) {
         procfs::wait_for_quiet(plan.wait_quiet).await;
@@ -418,6 +422,17 @@ async fn run() -> anyhow::Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Saves what has been measured so far to `results.json`, so that an interrupted run can
+/// still be reported with `--report-only`.
+fn checkpoint(out: &std::path::Path, res: &Results, started: std::time::Instant) {
+    let minutes = started.elapsed().as_secs_f64() / 60.0;
+    let mut v = serde_json::to_value(res).unwrap_or_default();
+    v["minutes"] = serde_json::json!(minutes);
+    if let Err(e) = std::fs::write(out.join("results.json"), v.to_string()) {
+        log(&format!("could not save results.json: {e}"));
+    }
 }
 
 /// One drain after waiting (up to `--wait-quiet`) for a quiet machine. It is not repeated
