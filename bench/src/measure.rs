@@ -264,7 +264,7 @@ async fn drain_watched(
     let mut polls = 0u64;
     loop {
         let done = match (workload, system) {
-            (Workload::Mail, _) => env.sink.count() - sink0 >= n,
+            (Workload::Mail, _) => env.sink.count().saturating_sub(sink0) >= n,
             (Workload::Noop, System::RustySidekiq | System::Apalis) => running.peer_drained(),
             (Workload::Noop, _) => {
                 polls += 1;
@@ -376,7 +376,7 @@ async fn verify(
 ) -> anyhow::Result<Vec<String>> {
     let mut problems = Vec::new();
     if workload == Workload::Mail {
-        let sent = sink.count() - sink0;
+        let sent = sink.count().saturating_sub(sink0);
         if sent != n {
             problems.push(format!("the sink counted {sent} messages, expected {n}"));
         }

@@ -116,6 +116,8 @@ struct Row {
     m: Drain,
     runs: Vec<f64>,
     pickup: Option<Pickup>,
+    /// Runs left out of the median because an after-run check failed, with why.
+    excluded: Vec<String>,
 }
 
 fn rows(res: &Results, drains: &[Drain], workload: &str) -> Vec<Row> {
@@ -129,8 +131,25 @@ fn rows(res: &Results, drains: &[Drain], workload: &str) -> Vec<Row> {
         .iter()
         .filter_map(|l| {
             let runs = runs_of(drains, l, workload);
-            let m = median(&runs)?;
+            // A run whose checks failed did not drain what it claims: it is left out of the
+            // median when a clean run exists (and reported below the table).
+            let clean: Vec<&Drain> = runs
+                .iter()
+                .copied()
+                .filter(|d| d.problems.is_empty())
+                .collect();
+            let basis = if clean.is_empty() { &runs } else { &clean };
+            let m = median(basis)?;
+            let excluded = if clean.is_empty() {
+                Vec::new()
+            } else {
+                runs.iter()
+                    .filter(|d| !d.problems.is_empty())
+                    .map(|d| format!("{:.0} jobs/s: {}", d.jobs_per_s, d.problems.join("; ")))
+                    .collect()
+            };
             Some(Row {
+                excluded,
                 runs: runs.iter().map(|d| d.jobs_per_s).collect(),
                 pickup: res
                     .pickups
@@ -189,6 +208,7 @@ pub fn write(root: &Path, out: &Path, plan: &Plan, res: &Results) -> anyhow::Res
                 "other_load_cores": round(r.m.other_cores, 2),
                 "loadavg": round(r.m.loadavg, 2),
                 "problems": r.m.problems,
+                "excluded_runs": r.excluded,
             }));
         }
     }
@@ -338,6 +358,14 @@ fn markdown(root: &Path, plan: &Plan, res: &Results, mail: &[Row], noop: &[Row])
             .iter()
             .filter(|r| !r.m.problems.is_empty())
             .map(|r| format!("- ⚠ {}: {}", r.m.setup, r.m.problems.join("; ")))
+            .chain(rows.iter().flat_map(|r| {
+                r.excluded.iter().map(move |e| {
+                    format!(
+                        "- {}: one run left out of the median, its checks failed ({e})",
+                        r.m.setup
+                    )
+                })
+            }))
             .collect();
         if !problems.is_empty() {
             let _ = writeln!(s, "{}\n", problems.join("\n"));

@@ -5,6 +5,7 @@ use crate::process::Proc;
 use anyhow::Context;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::process::Command;
 
@@ -14,6 +15,8 @@ pub struct Sink {
     pub proc: Proc,
     /// Its port.
     pub port: u16,
+    /// The highest count read so far.
+    seen: AtomicU64,
 }
 
 /// Where `bench/run` unpacked postfix.
@@ -39,7 +42,11 @@ impl Sink {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {
             if greets(port).await {
-                return Ok(Sink { proc, port });
+                return Ok(Sink {
+                    proc,
+                    port,
+                    seen: AtomicU64::new(0),
+                });
             }
             anyhow::ensure!(
                 std::time::Instant::now() < deadline,
@@ -50,23 +57,27 @@ impl Sink {
         }
     }
 
-    /// Messages accepted so far (the last `mesg=N` it printed).
+    /// Messages accepted so far: the last complete `mesg=N` it printed (it rewrites one
+    /// status line with `\r`, so the end of the file may hold a number still being
+    /// written), never less than an earlier answer.
     pub fn count(&self) -> u64 {
         let Ok(mut f) = std::fs::File::open(&self.proc.log) else {
-            return 0;
+            return self.seen.load(Ordering::Relaxed);
         };
         let len = f.seek(SeekFrom::End(0)).unwrap_or(0);
         let _ = f.seek(SeekFrom::Start(len.saturating_sub(256)));
         let mut tail = String::new();
         let _ = f.read_to_string(&mut tail);
-        tail.rsplit("mesg=")
-            .next()
-            .filter(|_| tail.contains("mesg="))
-            .and_then(|s| {
+        let latest = tail
+            .rsplit("mesg=")
+            .filter_map(|s| {
                 let digits: String = s.chars().take_while(char::is_ascii_digit).collect();
-                digits.parse().ok()
+                // Complete only when something follows the digits.
+                (!digits.is_empty() && s.len() > digits.len()).then_some(digits)
             })
-            .unwrap_or(0)
+            .find_map(|d| d.parse::<u64>().ok())
+            .unwrap_or(0);
+        self.seen.fetch_max(latest, Ordering::Relaxed).max(latest)
     }
 }
 
