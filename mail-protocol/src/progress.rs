@@ -13,7 +13,7 @@
 //! A send is registered with its total once the web has enqueued it ([`register_send`]), so
 //! the worker knows what "everything" is: `sent + failed + cancelled = total` when it is over.
 //! Every move through `transition()` also stamps `last_change_ms` with the Redis server's
-//! clock, so a finished send knows when its last job ended ([`read_last_change_ms`]).
+//! clock, so a finished send knows when its last job ended ([`read_progress_and_last_change`]).
 
 use crate::job::SendId;
 use crate::keys;
@@ -112,6 +112,24 @@ pub async fn read_progress<C>(
 where
     C: redis::aio::ConnectionLike + Send,
 {
+    let rows = read_progress_and_last_change(conn, sends).await?;
+    Ok(rows.into_iter().map(|(p, _)| p).collect())
+}
+
+/// [`read_progress`] plus when each send's counters last moved, in epoch milliseconds of the
+/// Redis server's clock (`last_change_ms`, written by `transition()`; `None` before its first
+/// job was done), in one round trip. For a finished send this is when its last job ended,
+/// which the web's A/B results measure to.
+///
+/// # Errors
+/// Redis errors.
+pub async fn read_progress_and_last_change<C>(
+    conn: &mut C,
+    sends: &[SendId],
+) -> Result<Vec<(Progress, Option<i64>)>, redis::RedisError>
+where
+    C: redis::aio::ConnectionLike + Send,
+{
     if sends.is_empty() {
         return Ok(Vec::new());
     }
@@ -122,43 +140,22 @@ where
             "failed",
             "retrying",
             "cancelled",
+            "last_change_ms",
         ]);
     }
-    let rows: Vec<[Option<i64>; 4]> = pipe.query_async(conn).await?;
+    let rows: Vec<[Option<i64>; 5]> = pipe.query_async(conn).await?;
     Ok(rows
         .into_iter()
-        .map(|[s, f, r, c]| Progress {
-            sent: s.unwrap_or(0),
-            failed: f.unwrap_or(0),
-            retrying: r.unwrap_or(0).max(0),
-            cancelled: c.unwrap_or(0).max(0),
+        .map(|[s, f, r, c, changed]| {
+            let progress = Progress {
+                sent: s.unwrap_or(0),
+                failed: f.unwrap_or(0),
+                retrying: r.unwrap_or(0).max(0),
+                cancelled: c.unwrap_or(0).max(0),
+            };
+            (progress, changed)
         })
         .collect())
-}
-
-/// When each send's counters last moved, in epoch milliseconds of the Redis server's clock
-/// (`last_change_ms`, written by `transition()`); `None` before its first job was done. For a
-/// finished send this is when its last job ended, which the web's A/B results measure to.
-///
-/// # Errors
-/// Redis errors.
-pub async fn read_last_change_ms<C>(
-    conn: &mut C,
-    sends: &[SendId],
-) -> Result<Vec<Option<i64>>, redis::RedisError>
-where
-    C: redis::aio::ConnectionLike + Send,
-{
-    if sends.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut pipe = redis::pipe();
-    for send in sends {
-        pipe.cmd("HGET")
-            .arg(keys::progress(send))
-            .arg("last_change_ms");
-    }
-    pipe.query_async(conn).await
 }
 
 /// Records that `send` is fully enqueued with `total` jobs on `queue`, so the worker can tell

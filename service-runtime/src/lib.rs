@@ -11,9 +11,11 @@
 //!   paused, so a VM pause does not make finished work count as failed.
 //! - [`flags`]: feature flags from Unleash, with whether they are live or the defaults.
 //! - [`tokens`]: comparing secrets without leaking where they differ.
+//! - [`html`]: escaping text for pages built without templates.
 
 pub mod config;
 pub mod flags;
+pub mod html;
 pub mod logging;
 pub mod prometheus;
 pub mod redis_link;

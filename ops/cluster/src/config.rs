@@ -52,9 +52,24 @@ pub struct PortPlan {
 }
 
 impl PortPlan {
-    /// The usual ports, or with `OPS_RUN_PORT_BASE=b`: web b, Redis b+1, SMTP b+2, mail
-    /// UI b+3, the admin's puma b+4, the admin's origin b+5, Unleash b+6, its PostgreSQL
-    /// b+7, metrics from b+10 (a private range, for tests).
+    /// Every port from `b`: web b, Redis b+1, SMTP b+2, mail UI b+3, the admin's puma b+4,
+    /// the admin's origin b+5, Unleash b+6, its PostgreSQL b+7, metrics from b+10.
+    pub fn from_base(b: u16) -> Self {
+        PortPlan {
+            web: b,
+            redis: b + 1,
+            smtp: b + 2,
+            mail_ui: b + 3,
+            sidekiq_web: b + 4,
+            sidekiq_admin: b + 5,
+            unleash: b + 6,
+            unleash_db: b + 7,
+            metrics: b + 10,
+        }
+    }
+
+    /// The usual ports, or with `OPS_RUN_PORT_BASE=b` [`PortPlan::from_base`] (a private
+    /// range, for tests).
     fn from_vars(vars: &Vars) -> Result<Self, ConfigError> {
         if let Some(base) = vars.get("OPS_RUN_PORT_BASE") {
             let b: u16 = base
@@ -66,17 +81,7 @@ impl PortPlan {
                         "OPS_RUN_PORT_BASE={base:?}: a port from 1024 to 64999"
                     ))
                 })?;
-            return Ok(PortPlan {
-                web: b,
-                redis: b + 1,
-                smtp: b + 2,
-                mail_ui: b + 3,
-                sidekiq_web: b + 4,
-                sidekiq_admin: b + 5,
-                metrics: b + 10,
-                unleash: b + 6,
-                unleash_db: b + 7,
-            });
+            return Ok(PortPlan::from_base(b));
         }
         let web = match vars.get("PORT") {
             Some(p) => p

@@ -86,19 +86,8 @@ pub async fn run(s: DrillSettings) -> anyhow::Result<i32> {
     let json_log = std::fs::File::create(logs.path("autoscale-drill"))?;
     crate::telemetry::init("autoscale-drill", Some(json_log));
     let (spec, _) = crate::autoscaler::spec(&s.autoscale)?;
-    let b = s.port_base;
-    let e = Endpoints::pick(&crate::config::PortPlan {
-        web: b,
-        redis: b + 1,
-        smtp: b + 2,
-        mail_ui: b + 3,
-        sidekiq_web: b + 4,
-        sidekiq_admin: b + 5,
-        metrics: b + 10,
-        // The drill runs no Unleash.
-        unleash: b + 6,
-        unleash_db: b + 7,
-    });
+    // The drill runs no Unleash; its ports in the plan stay unused.
+    let e = Endpoints::pick(&crate::config::PortPlan::from_base(s.port_base));
     let cpu_ms = s.cpu_ms.to_string();
     let services = vec![
         redis(&run_dir, e.redis),

@@ -84,3 +84,18 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A cache directory the ops scripts share with the tests (the same rule as theirs):
+/// `$<override_var>` if set, else `${XDG_CACHE_HOME:-$HOME/.cache}/mail-worker-k8s/<name>`.
+pub fn cache_dir(override_var: &str, name: &str) -> PathBuf {
+    let var = |name: &str| std::env::var_os(name).filter(|d| !d.is_empty());
+    if let Some(d) = var(override_var) {
+        return PathBuf::from(d);
+    }
+    let cache = match (var("XDG_CACHE_HOME"), var("HOME")) {
+        (Some(xdg), _) => PathBuf::from(xdg),
+        (None, Some(home)) => PathBuf::from(home).join(".cache"),
+        (None, None) => PathBuf::from("/var/cache"),
+    };
+    cache.join("mail-worker-k8s").join(name)
+}

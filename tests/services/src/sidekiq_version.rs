@@ -159,14 +159,5 @@ impl Drop for StagedDir {
 
 /// Where `ops/sidekiq-roots` caches the roots (same rule as the script).
 pub fn roots_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("SIDEKIQ_ROOTS_DIR").filter(|d| !d.is_empty()) {
-        return PathBuf::from(d);
-    }
-    let var = |name| std::env::var_os(name).filter(|d| !d.is_empty());
-    let cache = match (var("XDG_CACHE_HOME"), var("HOME")) {
-        (Some(xdg), _) => PathBuf::from(xdg),
-        (None, Some(home)) => PathBuf::from(home).join(".cache"),
-        (None, None) => PathBuf::from("/var/cache"),
-    };
-    cache.join("mail-worker-k8s").join("sidekiq-roots")
+    crate::process::cache_dir("SIDEKIQ_ROOTS_DIR", "sidekiq-roots")
 }

@@ -262,18 +262,7 @@ impl Drop for UnleashServer {
 
 /// Where `ops/unleash/install` puts the server (the same rule as the script).
 pub fn server_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("UNLEASH_SERVER_DIR").filter(|d| !d.is_empty()) {
-        return PathBuf::from(d);
-    }
-    let var = |name| std::env::var_os(name).filter(|d| !d.is_empty());
-    let cache = match (var("XDG_CACHE_HOME"), var("HOME")) {
-        (Some(xdg), _) => PathBuf::from(xdg),
-        (None, Some(home)) => PathBuf::from(home).join(".cache"),
-        (None, None) => PathBuf::from("/var/cache"),
-    };
-    cache
-        .join("mail-worker-k8s")
-        .join(format!("unleash-{VERSION}"))
+    crate::process::cache_dir("UNLEASH_SERVER_DIR", &format!("unleash-{VERSION}"))
 }
 
 /// The newest PostgreSQL (>= 14, what Unleash 7 supports) under `/usr/lib/postgresql`.

@@ -9,7 +9,7 @@
 //! core is 250 % to the HPA. The panel shows both, and millicores, which mean the same to
 //! everyone.
 
-use mail_protocol::autoscaler::{AutoscalerState, Metric, WorkerUsage};
+use mail_protocol::autoscaler::{AutoscalerState, WorkerUsage};
 use serde::Serialize;
 
 /// A process whose last heartbeat is older than this is marked stale: heartbeats come every
@@ -32,31 +32,14 @@ pub fn percent_of_request(millicores: f64, request_millicores: f64) -> Option<f6
     (request_millicores > 0.0).then(|| millicores / request_millicores * 100.0)
 }
 
-/// The autoscaler block of the panel.
+/// The autoscaler block of the panel: the published state as it is (the template reads its
+/// fields, `metric` as `cpu` or `queue`), how old it is, and the workers the panel cannot
+/// list from heartbeats.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AutoscalerView {
-    /// `cpu` or `queue`.
-    pub metric: &'static str,
-    /// The metric now (CPU: % of request; queue: waiting jobs per replica), if sampled.
-    pub metric_value: Option<f64>,
-    /// Its target.
-    pub metric_target: f64,
-    /// Replicas before the last sync.
-    pub current_replicas: u32,
-    /// What the metric alone asks for.
-    pub proposed_replicas: u32,
-    /// What the HPA decided.
-    pub desired_replicas: u32,
-    /// `minReplicas`.
-    pub min_replicas: u32,
-    /// `maxReplicas`.
-    pub max_replicas: u32,
-    /// Why desired differs from proposed (`ScaleUpStabilized`, …), empty when it does not.
-    pub reason: String,
-    /// The worker container's CPU request.
-    pub cpu_request_millicores: f64,
-    /// How much faster than a cluster its windows run.
-    pub time_compression: f64,
+    /// The last sync, with `workers` moved out into `without_heartbeat` (those without one).
+    #[serde(flatten)]
+    pub state: AutoscalerState,
     /// Seconds since its last sync.
     pub age_secs: i64,
     /// Workers it runs that have no heartbeat (yet, or any more): starting or terminating.
@@ -67,31 +50,15 @@ impl AutoscalerView {
     /// The view of `state` at `now` (epoch seconds); `has_heartbeat` tells which of its
     /// workers the panel already lists.
     pub fn new(
-        state: AutoscalerState,
+        mut state: AutoscalerState,
         now: f64,
         has_heartbeat: impl Fn(&WorkerUsage) -> bool,
     ) -> Self {
+        let workers = std::mem::take(&mut state.workers);
         AutoscalerView {
-            metric: match state.metric {
-                Metric::Cpu => "cpu",
-                Metric::Queue => "queue",
-            },
-            metric_value: state.metric_value,
-            metric_target: state.metric_target,
-            current_replicas: state.current_replicas,
-            proposed_replicas: state.proposed_replicas,
-            desired_replicas: state.desired_replicas,
-            min_replicas: state.min_replicas,
-            max_replicas: state.max_replicas,
-            reason: state.reason,
-            cpu_request_millicores: state.cpu_request_millicores,
-            time_compression: state.time_compression,
             age_secs: (now - state.updated_at).max(0.0).round() as i64,
-            without_heartbeat: state
-                .workers
-                .into_iter()
-                .filter(|w| !has_heartbeat(w))
-                .collect(),
+            without_heartbeat: workers.into_iter().filter(|w| !has_heartbeat(w)).collect(),
+            state,
         }
     }
 }
@@ -109,6 +76,7 @@ pub fn same_worker(worker: &WorkerUsage, identity: &str, hostname: &str, pid: u3
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mail_protocol::autoscaler::Metric;
 
     fn usage(name: &str, pid: u32, identity: Option<&str>) -> WorkerUsage {
         WorkerUsage {
@@ -169,7 +137,8 @@ mod tests {
             ],
         };
         let v = AutoscalerView::new(state, 103.4, |w| w.name == "worker-1");
-        assert_eq!(v.metric, "cpu");
+        assert_eq!(v.state.metric, Metric::Cpu);
+        assert!(v.state.workers.is_empty(), "moved out");
         assert_eq!(v.age_secs, 3);
         assert_eq!(v.without_heartbeat.len(), 1);
         assert_eq!(v.without_heartbeat[0].name, "worker-2");

@@ -8,6 +8,7 @@ use crate::i18n::{EN, JA, Texts};
 use crate::storage::db::{DbError, Trouble};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
+use service_runtime::html::escape;
 use std::sync::Arc;
 
 /// A handler failure.
@@ -111,20 +112,4 @@ pub fn error_page(status: StatusCode, ja: &str, en: &str) -> String {
          <p><a href=\"/\">← /</a></p></body></html>",
         code = status.as_u16()
     )
-}
-
-/// HTML text escaping for the few strings put into pages built without a template.
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }

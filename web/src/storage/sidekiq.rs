@@ -219,9 +219,7 @@ impl SidekiqRedis {
         sends: Vec<SendId>,
     ) -> Result<Vec<(Progress, Option<i64>)>, RedisError> {
         self.read(|mut c| async move {
-            let counts = mail_protocol::progress::read_progress(&mut c, &sends).await?;
-            let times = mail_protocol::progress::read_last_change_ms(&mut c, &sends).await?;
-            Ok(counts.into_iter().zip(times).collect())
+            mail_protocol::progress::read_progress_and_last_change(&mut c, &sends).await
         })
         .await
     }

@@ -217,7 +217,10 @@ async fn redis_out_of_memory_part_way_says_how_many_and_why() {
         thousands(queued)
     );
     assert!(page.contains(&told), "{told} in {page}");
-    assert!(page.contains("Redis のメモリが上限（maxmemory）に達しています"), "{page}");
+    assert!(
+        page.contains("Redis のメモリが上限（maxmemory）に達しています"),
+        "{page}"
+    );
     // The record counts what is really queued, so the send can complete.
     let jobs = crate::support::json(app.get("/mail_jobs.json").await).await;
     assert_eq!(jobs[0]["total_count"], queued);

@@ -125,15 +125,12 @@ async fn csv_import_then_bulk_send_delivers_exactly_those_recipients() {
     );
 
     // Send 1,000.
-    let page = http
-        .post(format!("{base}/emails/bulk_send"))
-        .form(&[("authenticity_token", token.as_str()), ("count", "1000")])
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = crate::support::post_page(
+        &http,
+        format!("{base}/emails/bulk_send"),
+        &[("authenticity_token", token.as_str()), ("count", "1000")],
+    )
+    .await;
     assert!(page.contains("1,000件の送信ジョブを作成しました"), "{page}");
 
     // Progress reaches 100% with exact counts.

@@ -39,15 +39,12 @@ async fn one_bulk_send_of_100_000_stays_within_64_mb() {
         .await
         .unwrap();
     let token = test_services::sidekiq_web::csrf_token(&page).unwrap();
-    let page = http
-        .post(format!("{base}/emails/generate"))
-        .form(&[("authenticity_token", token.as_str()), ("count", "100000")])
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = crate::support::post_page(
+        &http,
+        format!("{base}/emails/generate"),
+        &[("authenticity_token", token.as_str()), ("count", "100000")],
+    )
+    .await;
     assert!(page.contains("100,000件のテスト用アドレスを作成しました"));
 
     let pid = web.pid();
@@ -55,15 +52,12 @@ async fn one_bulk_send_of_100_000_stays_within_64_mb() {
     std::fs::write(format!("/proc/{pid}/clear_refs"), "5").unwrap();
     let before = status_kb(pid, "VmRSS:");
     let started = std::time::Instant::now();
-    let page = http
-        .post(format!("{base}/emails/bulk_send"))
-        .form(&[("authenticity_token", token.as_str()), ("count", "100000")])
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = crate::support::post_page(
+        &http,
+        format!("{base}/emails/bulk_send"),
+        &[("authenticity_token", token.as_str()), ("count", "100000")],
+    )
+    .await;
     let took = started.elapsed();
     assert!(
         page.contains("100,000件の送信ジョブを作成しました"),

@@ -390,3 +390,16 @@ impl WebProcess {
         }
     }
 }
+
+/// Posts a form with a real HTTP client (to a running `mail-web` binary) and returns the
+/// page it answers with (redirects followed).
+pub async fn post_page(http: &reqwest::Client, url: String, form: &[(&str, &str)]) -> String {
+    http.post(url)
+        .form(form)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}

@@ -17,6 +17,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
+use service_runtime::html::escape;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
@@ -36,22 +37,6 @@ pub fn router(store: Arc<Store>) -> Router {
         .route("/api/stats", get(api_stats))
         .route("/health", get(|| async { "ok" }))
         .with_state(store)
-}
-
-/// HTML-escapes text for element content and quoted attributes.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 fn page(title: &str, body: &str) -> Response {
