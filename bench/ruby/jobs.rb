@@ -1,4 +1,5 @@
-# Ruby peer for bench/run: the seed's jobs on Debian's Sidekiq 6.4.1 and the `mail` gem.
+# Ruby peer for bench/run: the seed's jobs on Debian's Sidekiq (6.4.1 native, 7.3 and 8.1 in
+# their roots) and the `mail` gem. The same file runs on all three.
 #
 # MailSenderJob mirrors what the seed's Rails app did through ActionMailer: render a text and
 # an HTML body (ERB, same text as templates/emails/*.jinja), build a multipart/alternative
@@ -9,9 +10,9 @@ require "sidekiq"
 require "mail"
 require "erb"
 
-# redis-rb 4.8 prints a deprecation warning on every BRPOP Sidekiq 6.4 makes; silence it so
-# the peer is not slowed down by writing warnings.
-Redis.silence_deprecations = true
+# redis-rb 4.8 (Sidekiq 6.4) prints a deprecation warning on every BRPOP; silence it so the
+# peer is not slowed down by writing warnings. Sidekiq 7+ uses redis-client instead.
+Redis.silence_deprecations = true if defined?(Redis) && Redis.respond_to?(:silence_deprecations=)
 
 Sidekiq.configure_server do |config|
   config.redis = { url: ENV.fetch("REDIS_URL") }
@@ -77,7 +78,7 @@ class MailView
 end
 
 class MailSenderJob
-  include Sidekiq::Worker
+  include Sidekiq::Job
   sidekiq_options retry: 3
 
   def perform(args)
@@ -104,7 +105,7 @@ class MailSenderJob
 end
 
 class NoopJob
-  include Sidekiq::Worker
+  include Sidekiq::Job
 
   def perform(*); end
 end

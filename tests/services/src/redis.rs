@@ -50,6 +50,11 @@ impl RedisServer {
         self.port
     }
 
+    /// The server's pid while it runs (the benchmark reads its CPU time from `/proc`).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// A fresh async connection. Its response timeout is generous (redis-rs defaults to
     /// 500 ms): a test's own reads must not fail because the machine is busy.
     pub async fn conn(&self) -> ::redis::aio::MultiplexedConnection {

@@ -86,6 +86,27 @@ impl SidekiqVersion {
         }
     }
 
+    /// Like [`SidekiqVersion::command`], with the host's `/proc` visible inside the root: a
+    /// Sidekiq *server* needs it (7.x/8.x heartbeats read `/proc/<pid>/status` and fail
+    /// without it, so the process never shows as running). The bind mount lives in a private
+    /// mount namespace (`unshare --mount`) that ends with the process: the cached root and
+    /// the host's mounts are left as they were. The pid stays the program's (each step
+    /// `exec`s the next).
+    pub fn server_command(self, program: &str) -> Command {
+        match self.root() {
+            None => Command::new(program),
+            Some(root) => {
+                let mut c = Command::new("unshare");
+                c.args(["--mount", "--propagation", "private", "sh", "-c"])
+                    .arg(r#"mount --bind /proc "$0/proc" && exec chroot "$0" "$@""#)
+                    .arg(root)
+                    .arg(program)
+                    .env("PWD", "/");
+                c
+            }
+        }
+    }
+
     /// Copies `files` (relative to the repository root) into a fresh directory this version's
     /// runtime can read, and returns (its path as that runtime sees it, a guard removing it).
     pub fn stage(self, label: &str, files: &[&str]) -> (String, StagedDir) {
