@@ -69,7 +69,7 @@ async fn parallel_bulk_sends_generates_and_pollers_never_fail() {
                 while !stop.load(Ordering::Relaxed) {
                     sent += 1;
                     for id in 1..=(SENDS * ROUNDS) as i64 {
-                        let key = progress_key(&app, id).await;
+                        let key = app.progress_key(id);
                         let _: () = c
                             .hset_multiple(&key, &[("sent", sent % 60), ("failed", 0)])
                             .await
@@ -140,9 +140,4 @@ async fn parallel_bulk_sends_generates_and_pollers_never_fail() {
         app.email_count().await,
         5_000 + (GENERATES * ROUNDS * 200) as i64
     );
-}
-
-async fn progress_key(app: &TestApp, mail_job_id: i64) -> String {
-    let instance = &app.state.db.instance().id;
-    mail_protocol::keys::progress(&mail_protocol::SendId::new(instance, mail_job_id))
 }

@@ -4,8 +4,6 @@
 
 use crate::support::{TestApp, json, text};
 use axum::http::StatusCode;
-use mail_protocol::SendId;
-use redis::AsyncCommands;
 
 #[tokio::test]
 async fn times_show_in_the_display_zone_with_its_name() {
@@ -55,12 +53,8 @@ async fn a_mostly_delivered_send_completed_with_failures() {
         &[("count", "1000"), ("simulate_error", "true")],
     )
     .await;
-    let key = mail_protocol::keys::progress(&SendId::new(&app.state.db.instance().id, 1));
-    let mut c = app.redis().conn().await;
-    let _: () = c
-        .hset_multiple(&key, &[("sent", 992), ("failed", 8), ("retrying", 0)])
-        .await
-        .unwrap();
+    app.set_progress(1, &[("sent", 992), ("failed", 8), ("retrying", 0)])
+        .await;
     let en = text(
         app.get_with("/progress", &[("accept-language", "en")])
             .await,
@@ -76,10 +70,8 @@ async fn a_mostly_delivered_send_completed_with_failures() {
         "failed"
     );
     // Mostly failed: "Failed".
-    let _: () = c
-        .hset_multiple(&key, &[("sent", 400), ("failed", 600), ("retrying", 0)])
-        .await
-        .unwrap();
+    app.set_progress(1, &[("sent", 400), ("failed", 600), ("retrying", 0)])
+        .await;
     let en = text(
         app.get_with("/progress", &[("accept-language", "en")])
             .await,

@@ -7,7 +7,6 @@ use crate::support::{TestApp, text};
 use axum::body::Body;
 use axum::extract::FromRef;
 use axum::http::{Request, StatusCode};
-use mail_protocol::SendId;
 use mail_web::services::lesson::LessonSources;
 use redis::AsyncCommands;
 use std::time::Duration;
@@ -37,18 +36,6 @@ async fn wait_for_step(app: &TestApp, step: &str) {
             .then_some(())
     })
     .await;
-}
-
-async fn set_progress(app: &TestApp, id: i64, sent: i64, failed: i64, retrying: i64) {
-    let key = mail_protocol::keys::progress(&SendId::new(&app.state.db.instance().id, id));
-    let mut c = app.redis().conn().await;
-    let _: () = c
-        .hset_multiple(
-            key,
-            &[("sent", sent), ("failed", failed), ("retrying", retrying)],
-        )
-        .await
-        .unwrap();
 }
 
 /// A failed `MailSenderJob` of send `mail_job_id` as the worker writes it to the retry set.
@@ -129,7 +116,8 @@ async fn the_lesson_ticks_off_as_the_scenario_runs() {
     let steps = text(app.get("/lesson/steps").await).await;
     assert!(steps.contains("default: 1,000件待ち"), "{steps}");
     // 2. The queue drained: every mail delivered.
-    set_progress(&app, 1, 1000, 0, 0).await;
+    app.set_progress(1, &[("sent", 1000), ("failed", 0), ("retrying", 0)])
+        .await;
     assert_eq!(done_steps(&app).await, ["send", "queues"]);
     // 3. Errors on.
     app.post_form(
@@ -143,7 +131,8 @@ async fn the_lesson_ticks_off_as_the_scenario_runs() {
     .await;
     assert_eq!(done_steps(&app).await, ["send", "queues", "errors"]);
     // 4. Failed jobs wait in Retries; the guide links them, filtered to this send.
-    set_progress(&app, 2, 600, 0, 300).await;
+    app.set_progress(2, &[("sent", 600), ("failed", 0), ("retrying", 300)])
+        .await;
     assert_eq!(
         done_steps(&app).await,
         ["send", "queues", "errors", "retries"]
@@ -209,7 +198,8 @@ async fn the_lesson_ticks_off_as_the_scenario_runs() {
 
     // The ticks outlive their evidence: retries and dead sets emptied, counters final.
     let _: () = c.del(&["retry", "dead"]).await.unwrap();
-    set_progress(&app, 2, 1000, 0, 0).await;
+    app.set_progress(2, &[("sent", 1000), ("failed", 0), ("retrying", 0)])
+        .await;
     assert_eq!(done_steps(&app).await.len(), 7);
     stop.cancel();
     watcher.await.unwrap();
@@ -221,7 +211,8 @@ async fn starting_over_forgets_the_steps_and_earlier_sends() {
     app.seed(1000).await;
     app.post_form("/emails/bulk_send", &[("count", "1000")])
         .await;
-    set_progress(&app, 1, 1000, 0, 0).await;
+    app.set_progress(1, &[("sent", 1000), ("failed", 0), ("retrying", 0)])
+        .await;
     assert_eq!(done_steps(&app).await, ["send", "queues"]);
     // A form without the token is refused.
     let res = app.post_raw_form("/lesson/start_over", &[]).await;
@@ -276,7 +267,8 @@ async fn history_links_open_the_admin_filtered_to_one_send() {
         .zadd("dead", failed_job(&app, "1000000000000000000000d1", 1), now)
         .await
         .unwrap();
-    set_progress(&app, 1, 0, 1, 1).await;
+    app.set_progress(1, &[("sent", 0), ("failed", 1), ("retrying", 1)])
+        .await;
     let fragment = text(
         app.get_with("/progress", &[("host", "localhost:3000")])
             .await,

@@ -2,23 +2,7 @@
 //! into `/mail_jobs.json` and the `/progress` fragment; final counts kept in SQLite.
 
 use crate::support::{TestApp, json, text};
-use mail_protocol::SendId;
-
-fn progress_key(app: &TestApp, mail_job_id: i64) -> String {
-    mail_protocol::keys::progress(&SendId::new(&app.state.db.instance().id, mail_job_id))
-}
 use redis::AsyncCommands;
-
-async fn set_progress(app: &TestApp, id: i64, sent: i64, failed: i64, retrying: i64) {
-    let mut c = app.redis().conn().await;
-    let _: () = c
-        .hset_multiple(
-            progress_key(app, id),
-            &[("sent", sent), ("failed", failed), ("retrying", retrying)],
-        )
-        .await
-        .unwrap();
-}
 
 async fn first_job(app: &TestApp) -> serde_json::Value {
     json(app.get("/mail_jobs.json").await).await[0].clone()
@@ -46,14 +30,16 @@ async fn progress_moves_from_pending_to_completed_and_outlives_redis() {
     assert_eq!(j["status"], "pending");
     assert_eq!(j["sent_count"], 0);
 
-    set_progress(&app, 1, 40, 0, 3).await;
+    app.set_progress(1, &[("sent", 40), ("failed", 0), ("retrying", 3)])
+        .await;
     let j = first_job(&app).await;
     assert_eq!(j["status"], "processing");
     assert_eq!(j["sent_count"], 40);
     assert_eq!(j["retrying_count"], 3);
     assert_eq!(j["progress_percentage"], 40.0);
 
-    set_progress(&app, 1, 100, 0, 0).await;
+    app.set_progress(1, &[("sent", 100), ("failed", 0), ("retrying", 0)])
+        .await;
     let j = first_job(&app).await;
     assert_eq!(j["status"], "completed");
     assert_eq!(j["progress_percentage"], 100.0);
@@ -66,7 +52,7 @@ async fn progress_moves_from_pending_to_completed_and_outlives_redis() {
 
     // Redis forgets (TTL): the stored copy stands.
     let mut c = app.redis().conn().await;
-    let _: () = c.del(progress_key(&app, 1)).await.unwrap();
+    let _: () = c.del(app.progress_key(1)).await.unwrap();
     let j = first_job(&app).await;
     assert_eq!(j["status"], "completed");
     assert_eq!(j["sent_count"], 100);
@@ -81,7 +67,8 @@ async fn failures_make_a_failed_send() {
         &[("count", "10"), ("simulate_error", "true")],
     )
     .await;
-    set_progress(&app, 1, 7, 3, 0).await;
+    app.set_progress(1, &[("sent", 7), ("failed", 3), ("retrying", 0)])
+        .await;
     let j = first_job(&app).await;
     assert_eq!(j["status"], "failed");
     assert_eq!(j["failed_count"], 3);
@@ -169,19 +156,16 @@ async fn jobs_deleted_in_the_admin_end_the_send_as_cancelled_and_stay_counted() 
     app.post_form("/emails/bulk_send", &[("count", "10")]).await;
     // The worker found 6 of the 10 jobs deleted from the admin (a queue deleted) after 4
     // had been delivered: it counts them cancelled in the send's hash.
-    let mut c = app.redis().conn().await;
-    let _: () = c
-        .hset_multiple(
-            progress_key(&app, 1),
-            &[
-                ("sent", 4),
-                ("failed", 0),
-                ("retrying", 0),
-                ("cancelled", 6),
-            ],
-        )
-        .await
-        .unwrap();
+    app.set_progress(
+        1,
+        &[
+            ("sent", 4),
+            ("failed", 0),
+            ("retrying", 0),
+            ("cancelled", 6),
+        ],
+    )
+    .await;
     let j = first_job(&app).await;
     assert_eq!(j["status"], "completed", "{j}");
     assert_eq!(
@@ -193,16 +177,14 @@ async fn jobs_deleted_in_the_admin_end_the_send_as_cancelled_and_stay_counted() 
     assert!(fragment.contains("取り消し 6 件"), "{fragment}");
 
     // Everything cancelled before the worker ran any: the send reads "cancelled".
-    let _: () = c
-        .hset_multiple(progress_key(&app, 1), &[("sent", 0), ("cancelled", 10)])
-        .await
-        .unwrap();
+    app.set_progress(1, &[("sent", 0), ("cancelled", 10)]).await;
     let fragment = text(app.get("/progress").await).await;
     assert!(fragment.contains("status_cancelled"), "{fragment}");
     assert!(fragment.contains("取り消し 10 件"));
 
     // Redis forgets: the stored copy keeps the cancelled count.
-    let _: () = c.del(progress_key(&app, 1)).await.unwrap();
+    let mut c = app.redis().conn().await;
+    let _: () = c.del(app.progress_key(1)).await.unwrap();
     let j = first_job(&app).await;
     assert_eq!(
         (j["status"].clone(), j["cancelled_count"].clone()),

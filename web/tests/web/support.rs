@@ -274,6 +274,21 @@ impl TestApp {
     pub fn redis(&self) -> &RedisServer {
         self.redis.as_ref().expect("test started without redis")
     }
+
+    /// Where the worker counts send `mail_job_id` of this app's database.
+    pub fn progress_key(&self, mail_job_id: i64) -> String {
+        let instance = &self.state.db.instance().id;
+        mail_protocol::keys::progress(&mail_protocol::SendId::new(instance, mail_job_id))
+    }
+
+    /// Writes counters of send `mail_job_id` the way the worker does (fields of its hash).
+    pub async fn set_progress(&self, mail_job_id: i64, fields: &[(&str, i64)]) {
+        let mut c = self.redis().conn().await;
+        let _: () =
+            redis::AsyncCommands::hset_multiple(&mut c, self.progress_key(mail_job_id), fields)
+                .await
+                .unwrap();
+    }
 }
 
 /// The token in `<meta name="csrf-token" content="…">`.
